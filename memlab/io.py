@@ -1,0 +1,69 @@
+"""Atomic writes: a crashed or interrupted job never leaves a half-written file behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _atomic(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _json_default(obj: Any):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+
+def to_json(obj: Any, indent: int | None = 2) -> str:
+    return json.dumps(obj, indent=indent, default=_json_default, allow_nan=True)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    text = to_json(obj).encode()
+    _atomic(Path(path), lambda f: f.write(text))
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def write_text(path: Path, text: str) -> None:
+    data = text.encode()
+    _atomic(Path(path), lambda f: f.write(data))
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    arr = np.asarray(array)
+    _atomic(Path(path), lambda f: np.save(f, arr, allow_pickle=False))
+
+
+def load_npy(path: Path) -> np.ndarray:
+    return np.load(Path(path), allow_pickle=False)
+
+
+def save_figure(fig, path: Path, dpi: int = 130) -> None:
+    """Save a matplotlib figure atomically as PNG."""
+    _atomic(Path(path), lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight"))
