@@ -1,0 +1,2 @@
+"""PyTorch half: tokenizers, image-autoregressive models, training, hooks, UnitMem, extraction, ablation.
+Never imports jax."""
