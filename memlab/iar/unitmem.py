@@ -1,0 +1,162 @@
+"""UnitMem: how selectively each MLP unit fires for one training image.
+
+mu_{k,u} = mean over A augmentations of |activation_u|, averaged over the token positions of one scale
+(next-scale models: every scale separately; others: the whole sequence) in a teacher-forced pass on
+training image k. With k* = argmax_k mu_{k,u} and mu_rest the mean (or median) of mu_{k,u} over k != k*:
+UnitMem(u) = (mu_{k*,u} - mu_rest) / (mu_{k*,u} + mu_rest), in [0, 1] (0 when the unit never fires).
+
+The pass streams over batches and keeps only the per-image per-unit sums (K x S x U per layer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from memlab.errors import UsageError, check_choice, check_positive, check_range
+from memlab.iar.augment import AugmentConfig, augment
+from memlab.iar.hooks import capture
+from memlab.iar.interface import IARModel
+
+RESTS = ("mean", "median")
+
+
+@dataclass(frozen=True)
+class UnitMemConfig:
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    batch_size: int = 64
+    rest: str = "mean"  # how mu over the other images is summarized
+    top_pct: float = 10.0  # the "top k%" used by the aggregates
+
+    def __post_init__(self):
+        check_positive("batch_size", self.batch_size)
+        check_choice("rest", self.rest, RESTS)
+        check_range("top_pct", self.top_pct, 0.0, 100.0, lo_open=True)
+
+
+class UnitStats:
+    """Forward-hook callback that adds |activation| averaged per scale into per-image sums. Set `.index`
+    (the batch's image indices, long B) before each forward pass."""
+
+    def __init__(self, model: IARModel, n_images: int):
+        self.n_images = n_images
+        slices = model.scale_slices()
+        self.seq_len = model.seq_len
+        self.avg_SxL = torch.zeros(len(slices), self.seq_len)
+        for s, sl in enumerate(slices):
+            self.avg_SxL[s, sl] = 1.0 / (sl.stop - sl.start)
+        self.sums: dict[str, torch.Tensor] = {}
+        self.index: torch.Tensor | None = None
+
+    def __call__(self, name: str, act_BxLxU: torch.Tensor) -> None:
+        a_BxLxU = act_BxLxU.abs().float()
+        if a_BxLxU.shape[1] < self.seq_len:
+            raise ValueError(f"{name}: activation has {a_BxLxU.shape[1]} positions, fewer than the "
+                             f"{self.seq_len} tokens")
+        if len(self.avg_SxL) == 1:
+            per_BxSxU = a_BxLxU.mean(dim=1, keepdim=True)
+        else:  # extra leading positions (class / start tokens) are not part of any scale
+            per_BxSxU = torch.einsum("sl,blu->bsu", self.avg_SxL, a_BxLxU[:, -self.seq_len:])
+        if name not in self.sums:
+            self.sums[name] = torch.zeros(self.n_images, per_BxSxU.shape[1], per_BxSxU.shape[2],
+                                          dtype=torch.float64)
+        self.sums[name].index_add_(0, self.index, per_BxSxU.double())
+
+
+def activation_means(model: IARModel, images_Kx3xHxW: torch.Tensor, labels_K: torch.Tensor,
+                     image_ids: np.ndarray, cfg: UnitMemConfig, progress: bool = True) -> dict[str, np.ndarray]:
+    """mu per unit layer: K x S x U (S scales; 1 for raster and masked models)."""
+    K = len(images_Kx3xHxW)
+    if K < 2:
+        raise UsageError(f"UnitMem needs at least 2 training images, got {K}")
+    if hasattr(model, "eval"):
+        model.eval()
+    stats = UnitStats(model, K)
+    A = cfg.augment.n_aug
+    n_batches = -(-K // cfg.batch_size)
+    bar = tqdm(total=n_batches * A, desc="UnitMem", unit="pass", disable=not progress)
+    with torch.no_grad(), capture(model, on_activation=stats, keep=False):
+        for start in range(0, K, cfg.batch_size):
+            idx = torch.arange(start, min(start + cfg.batch_size, K))
+            stats.index = idx
+            for a in range(A):
+                x = augment(images_Kx3xHxW[idx], image_ids[idx.numpy()], a, cfg.augment)
+                model.teacher_forced_logits(model.tokenize(x), labels_K[idx])
+                bar.update(1)
+    bar.close()
+    return {name: (s / A).numpy() for name, s in stats.sums.items()}
+
+
+def unitmem_scores(mu_KxU: np.ndarray, rest: str = "mean") -> tuple[np.ndarray, ...]:
+    """(score_U, kstar_U, mu_max_U, mu_rest_U) for one scale of one layer."""
+    K, U = mu_KxU.shape
+    kstar_U = mu_KxU.argmax(axis=0)
+    mu_max_U = mu_KxU[kstar_U, np.arange(U)]
+    if rest == "mean":
+        mu_rest_U = (mu_KxU.sum(axis=0) - mu_max_U) / (K - 1)
+    else:
+        others = mu_KxU.astype(np.float64, copy=True)
+        others[kstar_U, np.arange(U)] = np.nan
+        mu_rest_U = np.nanmedian(others, axis=0)
+    denom_U = mu_max_U + mu_rest_U
+    score_U = np.divide(mu_max_U - mu_rest_U, denom_U, out=np.zeros(U), where=denom_U > 0)
+    return score_U, kstar_U, mu_max_U, mu_rest_U
+
+
+def unitmem_table(mus: dict[str, np.ndarray], blocks: dict[str, int], image_ids: np.ndarray,
+                  rest: str = "mean") -> pd.DataFrame:
+    """Tidy table, one row per (layer, unit, scale): layer, block, unit, scale, score, k_star (row of the
+    training set), image_id, mu_max, mu_rest."""
+    frames = []
+    for name, mu_KxSxU in mus.items():
+        K, S, U = mu_KxSxU.shape
+        for s in range(S):
+            score, kstar, mu_max, mu_rest = unitmem_scores(mu_KxSxU[:, s, :], rest)
+            frames.append(pd.DataFrame({
+                "layer": name, "block": blocks[name], "unit": np.arange(U), "scale": s, "score": score,
+                "k_star": kstar, "image_id": np.asarray(image_ids)[kstar], "mu_max": mu_max, "mu_rest": mu_rest}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def unit_scores(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per unit: its highest score over scales (an edit acts on a unit at every scale), with the
+    scale and k* where that maximum is reached."""
+    best = table.loc[table.groupby(["layer", "unit"], sort=False)["score"].idxmax()]
+    return best[["layer", "block", "unit", "scale", "score", "k_star", "image_id"]].reset_index(drop=True)
+
+
+def top_mask(scores: pd.Series, pct: float) -> np.ndarray:
+    """Boolean mask of the top pct% of entries (at least one), ties broken by position."""
+    n = max(1, int(round(len(scores) * pct / 100.0)))
+    order = np.argsort(-scores.to_numpy(), kind="stable")
+    mask = np.zeros(len(scores), dtype=bool)
+    mask[order[:n]] = True
+    return mask
+
+
+def aggregate(table: pd.DataFrame, top_pct: float = 10.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per_block, per_scale_block): mean score, number of units, and share of the global top-k% that
+    falls in each group (units ranked by `unit_scores` for blocks; (unit, scale) rows for scale x block)."""
+    units = unit_scores(table)
+    units = units.assign(top=top_mask(units["score"], top_pct))
+    per_block = units.groupby("block").agg(mean_score=("score", "mean"), n_units=("unit", "size"),
+                                           n_top=("top", "sum")).reset_index()
+    per_block["top_share"] = per_block["n_top"] / max(1, int(units["top"].sum()))
+    rows = table.assign(top=top_mask(table["score"], top_pct))
+    per_sb = rows.groupby(["scale", "block"]).agg(mean_score=("score", "mean"), n_units=("unit", "size"),
+                                                 n_top=("top", "sum")).reset_index()
+    per_sb["top_share"] = per_sb["n_top"] / max(1, int(rows["top"].sum()))
+    return per_block, per_sb
+
+
+def compute_unitmem(model: IARModel, images_Kx3xHxW: torch.Tensor, labels_K: torch.Tensor,
+                    image_ids: np.ndarray, cfg: UnitMemConfig = UnitMemConfig(),
+                    progress: bool = True) -> pd.DataFrame:
+    """The whole pipeline: activation means -> tidy score table."""
+    mus = activation_means(model, images_Kx3xHxW, labels_K, np.asarray(image_ids), cfg, progress)
+    blocks = {name: spec.block for name, spec in model.units().items()}
+    return unitmem_table(mus, blocks, image_ids, cfg.rest)
