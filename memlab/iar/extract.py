@@ -1,0 +1,185 @@
+"""Extraction: which training images does the model regurgitate when given their first tokens?
+
+1. Score every training image by teacher-forced top-1 token accuracy on the positions a continuation must
+   produce (next-scale: the finest scale; raster / masked: every token after the prefix).
+2. Take the top `n_candidates`, keep their first `prefix` units (tokens, or scales for next-scale models),
+   and continue greedily.
+3. Compare the decoded generation with the image's own tokenizer reconstruction (pixel similarity
+   1 - RMSE, pixels in [0, 1]; also the token match after the prefix). The threshold is calibrated on
+   held-out images run through the same procedure: the (1 - fpr) quantile of their similarities, so a
+   model that memorized nothing "extracts" a fraction fpr of candidates by chance at most.
+4. A calibrated threshold alone still lets through about fpr x n_candidates chance hits, so an image also
+   has to pass the project's nearest-neighbour rule: the generation is closer to the image's reconstruction
+   than `nn_ratio` (1/3) times its distance to the nearest *other* training image's reconstruction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from memlab.errors import check_positive, check_range
+from memlab.iar.interface import IARModel
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    n_candidates: int = 32
+    prefix: int | None = None  # tokens (raster, masked) or scales (next-scale); None -> default_prefix
+    fpr: float = 0.05  # false-positive rate of the held-out calibration
+    n_calib: int = 256  # held-out images used for the threshold
+    nn_ratio: float = 1.0 / 3.0  # nearest-neighbour rule; 1.0 = merely closest, inf = off
+    batch_size: int = 64
+
+    def __post_init__(self):
+        check_positive("n_candidates", self.n_candidates)
+        check_positive("nn_ratio", self.nn_ratio)
+        if self.prefix is not None:
+            check_positive("prefix", self.prefix)
+        check_range("fpr", self.fpr, 0.0, 1.0, lo_open=True, hi_open=True)
+        check_positive("n_calib", self.n_calib)
+        check_positive("batch_size", self.batch_size)
+
+
+def default_prefix(model: IARModel) -> int:
+    """Half of the scales (next-scale), a quarter of the tokens otherwise."""
+    if model.arch == "next-scale":
+        return max(1, len(model.scale_slices()) // 2)
+    return max(1, model.seq_len // 4)
+
+
+def generated_positions(model: IARModel, prefix: int) -> slice:
+    """Token positions that a continuation from `prefix` has to produce."""
+    if model.arch == "next-scale":
+        slices = model.scale_slices()
+        return slice(slices[min(prefix, len(slices) - 1)].start, model.seq_len)
+    return slice(prefix, model.seq_len)
+
+
+def scored_positions(model: IARModel, prefix: int) -> slice:
+    """Positions whose teacher-forced accuracy ranks candidates (the finest scale for next-scale)."""
+    if model.arch == "next-scale":
+        return model.scale_slices()[-1]
+    return generated_positions(model, prefix)
+
+
+def _batched(fn, n: int, batch_size: int, *arrays):
+    outs = [fn(*(a[i:i + batch_size] for a in arrays)) for i in range(0, n, batch_size)]
+    return torch.cat(outs) if outs else torch.empty(0)
+
+
+def tokenize_all(model: IARModel, images_Bx3xHxW: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    with torch.no_grad():
+        return _batched(model.tokenize, len(images_Bx3xHxW), batch_size, images_Bx3xHxW)
+
+
+def decode_all(model: IARModel, tokens_BxL: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    with torch.no_grad():
+        return _batched(model.decode, len(tokens_BxL), batch_size, tokens_BxL)
+
+
+def teacher_forced_accuracy(model: IARModel, tokens_BxL: torch.Tensor, labels_B: torch.Tensor,
+                            positions: slice, batch_size: int = 64) -> np.ndarray:
+    def acc(t, y):
+        pred_BxL = model.teacher_forced_logits(t, y).argmax(-1)
+        return (pred_BxL[:, positions] == t[:, positions]).float().mean(1)
+    with torch.no_grad():
+        return _batched(acc, len(tokens_BxL), batch_size, tokens_BxL, labels_B).numpy()
+
+
+def pixel_similarity(a_Bx3xHxW: torch.Tensor, b_Bx3xHxW: torch.Tensor) -> np.ndarray:
+    """1 - RMSE per image (pixels in [0, 1]): 1 means identical."""
+    rmse_B = (a_Bx3xHxW.float() - b_Bx3xHxW.float()).pow(2).flatten(1).mean(1).sqrt()
+    return (1.0 - rmse_B).numpy()
+
+
+def continuation_similarity(model: IARModel, tokens_BxL: torch.Tensor, labels_B: torch.Tensor, prefix: int,
+                            batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+    """(token_match_B, pixel_sim_B, generated images): continue each sequence from its prefix and compare
+    with the decoding of its own tokens."""
+    with torch.no_grad():
+        gen_BxL = _batched(lambda t, y: model.continue_greedy(t, y, prefix), len(tokens_BxL), batch_size,
+                           tokens_BxL, labels_B)
+    pos = generated_positions(model, prefix)
+    token_match = (gen_BxL[:, pos] == tokens_BxL[:, pos]).float().mean(1).numpy()
+    gen_images = decode_all(model, gen_BxL, batch_size)
+    sim = pixel_similarity(gen_images, decode_all(model, tokens_BxL, batch_size))
+    return token_match, sim, gen_images
+
+
+def nearest_neighbour_ratio(gen_Cx3xHxW: torch.Tensor, recon_Nx3xHxW: torch.Tensor, rows_C: np.ndarray,
+                            ids_N: np.ndarray) -> np.ndarray:
+    """d(generation, own reconstruction) / d(generation, nearest reconstruction of another image id)."""
+    d_CxN = torch.cdist(gen_Cx3xHxW.flatten(1).double(), recon_Nx3xHxW.flatten(1).double())
+    own_C = d_CxN[torch.arange(len(rows_C)), torch.as_tensor(rows_C)]
+    same_CxN = torch.as_tensor(ids_N[None, :] == ids_N[rows_C][:, None])
+    other_C = d_CxN.masked_fill(same_CxN, float("inf")).min(dim=1).values
+    return (own_C / other_C).numpy()
+
+
+def calibrate_threshold(heldout_sim: np.ndarray, fpr: float) -> float:
+    """The similarity that held-out generations exceed with probability fpr."""
+    return float(np.quantile(heldout_sim, 1.0 - fpr, method="higher"))
+
+
+@dataclass
+class ExtractResult:
+    table: pd.DataFrame  # one row per candidate, best-scored first
+    threshold: float
+    heldout_sim: np.ndarray
+    prefix: int
+
+    @property
+    def n_extracted(self) -> int:
+        return int(self.table["extracted"].sum())
+
+    def summary(self) -> dict:
+        t = self.table
+        return {"n_candidates": len(t), "n_extracted": self.n_extracted, "threshold": self.threshold,
+                "prefix": self.prefix, "token_match_mean": float(t["token_match"].mean()),
+                "pixel_sim_mean": float(t["pixel_sim"].mean()),
+                "heldout_sim_mean": float(np.mean(self.heldout_sim)),
+                "extracted_ids": t.loc[t["extracted"], "image_id"].tolist()}
+
+
+def rank_candidates(model: IARModel, tokens_NxL: torch.Tensor, labels_N: torch.Tensor, prefix: int,
+                    batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(order, accuracy): training rows by decreasing teacher-forced accuracy (stable on ties)."""
+    acc_N = teacher_forced_accuracy(model, tokens_NxL, labels_N, scored_positions(model, prefix), batch_size)
+    return np.argsort(-acc_N, kind="stable"), acc_N
+
+
+def extract(model: IARModel, train_tokens_NxL: torch.Tensor, train_labels_N: torch.Tensor, train_ids: np.ndarray,
+            heldout_tokens_MxL: torch.Tensor, heldout_labels_M: torch.Tensor, cfg: ExtractConfig = ExtractConfig(),
+            candidates: np.ndarray | None = None) -> ExtractResult:
+    """Run the extraction attack. `candidates` (rows of the training set) skips the ranking, so an edited
+    model can be tested on the same images as the original one."""
+    if hasattr(model, "eval"):
+        model.eval()
+    prefix = cfg.prefix if cfg.prefix is not None else default_prefix(model)
+    order, acc_N = rank_candidates(model, train_tokens_NxL, train_labels_N, prefix, cfg.batch_size)
+    if candidates is None:
+        candidates = order[:cfg.n_candidates]
+    cand = torch.as_tensor(np.asarray(candidates, dtype=np.int64))
+    match, sim, gen_images = continuation_similarity(model, train_tokens_NxL[cand], train_labels_N[cand], prefix,
+                                            cfg.batch_size)
+    nn = nearest_neighbour_ratio(gen_images, decode_all(model, train_tokens_NxL, cfg.batch_size), cand.numpy(),
+                                 np.asarray(train_ids))
+    m = min(cfg.n_calib, len(heldout_tokens_MxL))
+    _, heldout_sim, _ = continuation_similarity(model, heldout_tokens_MxL[:m], heldout_labels_M[:m], prefix,
+                                                cfg.batch_size)
+    threshold = calibrate_threshold(heldout_sim, cfg.fpr)
+    table = pd.DataFrame({"rank": np.arange(len(cand)), "index": cand.numpy(),
+                          "image_id": np.asarray(train_ids)[cand.numpy()], "tf_acc": acc_N[cand.numpy()],
+                          "token_match": match, "pixel_sim": sim, "nn_ratio": nn,
+                          "extracted": (sim > threshold) & (nn < cfg.nn_ratio)})
+    return ExtractResult(table=table, threshold=threshold, heldout_sim=heldout_sim, prefix=prefix)
+
+
+def unique_rows(image_ids: np.ndarray) -> np.ndarray:
+    """Row of the first occurrence of each image id (planted duplicates count once), in order."""
+    _, first = np.unique(np.asarray(image_ids), return_index=True)
+    return np.sort(first)

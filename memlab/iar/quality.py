@@ -1,0 +1,91 @@
+"""Sample quality of an IAR model: held-out token NLL (nats per token, teacher forced) and a Frechet
+distance between generated and held-out images in a feature space.
+
+Features: the model's `encoder_features(images) -> B x F` when it has one (the tokenizer encoder's
+pre-quantization output, flattened), otherwise 8x8 average-pooled pixels. The features are projected on
+the top `pca_dim` principal directions of the held-out features before the Frechet distance, because a
+few dozen samples cannot estimate a full covariance in hundreds of dimensions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+import torch
+import torch.nn.functional as F
+
+from memlab.errors import check_positive
+from memlab.iar.extract import decode_all
+from memlab.iar.interface import IARModel
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    n_generate: int = 64
+    pca_dim: int = 16
+    seed: int = 0  # generation seeds are seed, seed + 1, ...
+    batch_size: int = 64
+
+    def __post_init__(self):
+        check_positive("n_generate", self.n_generate)
+        check_positive("pca_dim", self.pca_dim)
+        check_positive("batch_size", self.batch_size)
+
+
+def heldout_nll(model: IARModel, tokens_BxL: torch.Tensor, labels_B: torch.Tensor, batch_size: int = 64) -> float:
+    """Mean teacher-forced cross-entropy, nats per token."""
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(tokens_BxL), batch_size):
+            t, y = tokens_BxL[i:i + batch_size], labels_B[i:i + batch_size]
+            logits_BxLxV = model.teacher_forced_logits(t, y)
+            total += float(F.cross_entropy(logits_BxLxV.flatten(0, 1).float(), t.flatten(), reduction="sum"))
+            count += t.numel()
+    return total / count
+
+
+def image_features(model: IARModel, images_Bx3xHxW: torch.Tensor) -> np.ndarray:
+    enc = getattr(model, "encoder_features", None)
+    with torch.no_grad():
+        feats = enc(images_Bx3xHxW) if callable(enc) else F.adaptive_avg_pool2d(images_Bx3xHxW.float(), 8)
+    return feats.flatten(1).double().numpy()
+
+
+def frechet_from_moments(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
+    """|mu1 - mu2|^2 + tr(C1 + C2 - 2 (C1 C2)^(1/2))."""
+    covmean = scipy.linalg.sqrtm(cov1 @ cov2)
+    covmean = np.real(covmean)
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(cov1) + np.trace(cov2) - 2.0 * np.trace(covmean))
+
+
+def frechet_distance(feat_a_NxF: np.ndarray, feat_b_MxF: np.ndarray, pca_dim: int | None = None) -> float:
+    """Frechet distance between two feature samples, in the top `pca_dim` principal directions of b."""
+    if pca_dim is not None:
+        center = feat_b_MxF.mean(0)
+        _, _, vt = np.linalg.svd(feat_b_MxF - center, full_matrices=False)
+        basis_FxP = vt[:min(pca_dim, len(vt))].T
+        feat_a_NxF, feat_b_MxF = (feat_a_NxF - center) @ basis_FxP, (feat_b_MxF - center) @ basis_FxP
+    moments = [(f.mean(0), np.atleast_2d(np.cov(f, rowvar=False))) for f in (feat_a_NxF, feat_b_MxF)]
+    return frechet_from_moments(*moments[0], *moments[1])
+
+
+def generate_images(model: IARModel, labels_B: torch.Tensor, seeds: list[int], batch_size: int = 64) -> torch.Tensor:
+    with torch.no_grad():
+        toks = [model.generate(labels_B[i:i + batch_size], seeds[i:i + batch_size])
+                for i in range(0, len(seeds), batch_size)]
+    return decode_all(model, torch.cat(toks), batch_size)
+
+
+def measure_quality(model: IARModel, heldout_images: torch.Tensor, heldout_tokens_BxL: torch.Tensor,
+                    heldout_labels_B: torch.Tensor, cfg: QualityConfig = QualityConfig()) -> dict[str, float]:
+    """{'nll': held-out NLL, 'fd': Frechet distance of n_generate samples (labels cycling through the
+    held-out labels) to the held-out images}."""
+    if hasattr(model, "eval"):
+        model.eval()
+    n = cfg.n_generate
+    labels = heldout_labels_B[torch.arange(n) % len(heldout_labels_B)]
+    gen = generate_images(model, labels, list(range(cfg.seed, cfg.seed + n)), cfg.batch_size)
+    fd = frechet_distance(image_features(model, gen), image_features(model, heldout_images), cfg.pca_dim)
+    return {"nll": heldout_nll(model, heldout_tokens_BxL, heldout_labels_B, cfg.batch_size), "fd": fd}
