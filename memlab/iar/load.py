@@ -1,0 +1,61 @@
+"""Open a trained IAR run directory: the model (with its tokenizer attached, eval mode) and its data.
+
+Run directory layout (written by memlab.iar.train):
+  config.json        {"data": ImageDataConfig, "train": IARTrainConfig}
+  metrics.json       per-epoch losses of both stages
+  tokenizer/         ImageTokenizer.save_pretrained (safetensors)
+  model/             the IAR model's save_pretrained (safetensors)
+  state/             optimizer state and progress of the stage in progress (resume only)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from memlab.errors import UsageError
+from memlab.iar.config import RunConfig
+from memlab.io import read_json
+
+
+def read_run_config(path: str | Path) -> RunConfig:
+    run = Path(path)
+    if not run.is_dir():
+        raise UsageError(f"run directory does not exist: {run}")
+    cfg_file = run / "config.json"
+    if not cfg_file.is_file():
+        raise UsageError(f"{run} is not an IAR run directory (no config.json); create one with `memlab iar train --out {run}`")
+    try:
+        raw = read_json(cfg_file)
+    except ValueError as e:
+        raise UsageError(f"malformed {cfg_file}: {e}") from None
+    return RunConfig.from_dict(raw, str(cfg_file))
+
+
+def load_run(path: str | Path):
+    """-> IARModel (NextScaleTransformer / RasterTransformer / MaskedTokenModel) with its tokenizer, in eval
+    mode, on CPU."""
+    from memlab.iar.models import MODEL_CLASSES
+    from memlab.iar.tokenizer import ImageTokenizer
+
+    run = Path(path)
+    cfg = read_run_config(run)
+    for part in ("tokenizer", "model"):
+        if not (run / part / "config.json").is_file():
+            raise UsageError(f"{run} has no trained {part} yet (missing {run / part}); finish it with "
+                             f"`memlab iar train --out {run} --resume`")
+    try:
+        tok = ImageTokenizer.from_pretrained(run / "tokenizer")
+        model = MODEL_CLASSES[cfg.train.arch].from_pretrained(run / "model")
+    except (OSError, ValueError, KeyError) as e:
+        raise UsageError(f"cannot load the checkpoint in {run}: {str(e).splitlines()[0]}") from None
+    model.attach_tokenizer(tok.eval())
+    return model.eval()
+
+
+def load_run_data(path: str | Path):
+    """-> (train images N x 3 x H x W float in [0,1], train labels N long, held-out images, held-out labels,
+    train image ids), rebuilt from the run's config.json (image-set spec + seed)."""
+    from memlab.iar.data import image_set_tensors
+
+    cfg = read_run_config(path)
+    return image_set_tensors(cfg.data)

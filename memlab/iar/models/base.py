@@ -1,0 +1,70 @@
+"""Plumbing shared by the three IAR models: the attached tokenizer, unit maps, seeded sampling."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from memlab.iar.interface import IARModel, UnitSpec
+
+
+def per_seed_generators(seeds: list[int]) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(int(s)) for s in seeds]
+
+
+def sample_rows(logits_BxNxV: torch.Tensor, generators: list[torch.Generator], temperature: float = 1.0,
+                top_k: int | None = None) -> torch.Tensor:
+    """Draw one token per position; row b uses only generators[b] (so sample b depends only on its seed)."""
+    logits = logits_BxNxV.float() / max(temperature, 1e-6)
+    if top_k:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    cdf_BxNxV = torch.softmax(logits, -1).cumsum(-1)
+    u_BxN = torch.stack([torch.rand(logits.shape[1], generator=g) for g in generators]).to(logits.device)
+    idx = torch.searchsorted(cdf_BxNxV, u_BxN[..., None] * cdf_BxNxV[..., -1:]).squeeze(-1)
+    return idx.clamp_max(logits.shape[-1] - 1)
+
+
+class TokenizedIAR(IARModel):
+    """IARModel pieces that do not depend on the architecture. The tokenizer is attached, not registered as
+    a sub-module, so the model's save_pretrained holds only the model's own weights."""
+
+    sample_temperature: float = 1.0
+    sample_top_k: int | None = None
+
+    def attach_tokenizer(self, tokenizer) -> None:
+        if tokenizer.seq_len != self.seq_len or tokenizer.config.codebook_size != self.vocab_size:
+            raise ValueError(f"tokenizer gives {tokenizer.seq_len} tokens over {tokenizer.config.codebook_size} codes; "
+                             f"model expects {self.seq_len} over {self.vocab_size}")
+        object.__setattr__(self, "_tokenizer", tokenizer)
+
+    @property
+    def tokenizer(self):
+        tok = self.__dict__.get("_tokenizer")
+        if tok is None:
+            raise RuntimeError("no tokenizer attached; use memlab.iar.load.load_run or attach_tokenizer()")
+        return tok
+
+    def tokenize(self, images_Bx3xHxW: torch.Tensor) -> torch.Tensor:
+        dev = next(self.tokenizer.parameters()).device
+        return self.tokenizer.tokenize(images_Bx3xHxW.to(dev)).to(self.device)
+
+    def decode(self, tokens_BxL: torch.Tensor) -> torch.Tensor:
+        dev = next(self.tokenizer.parameters()).device
+        return self.tokenizer.decode(tokens_BxL.to(dev))
+
+    def check_tokens(self, tokens_BxL: torch.Tensor, labels_B: torch.Tensor) -> None:
+        if tokens_BxL.ndim != 2 or tokens_BxL.shape[1] != self.seq_len:
+            raise ValueError(f"tokens must be B x {self.seq_len}, got {tuple(tokens_BxL.shape)}")
+        if labels_B.shape != tokens_BxL.shape[:1]:
+            raise ValueError(f"labels must be B = {tokens_BxL.shape[0]}, got {tuple(labels_B.shape)}")
+
+    @staticmethod
+    def mlp_units(blocks: nn.ModuleList, path: str) -> "OrderedDict[str, UnitSpec]":
+        """Units of our own blocks: mlp.act's output, fed by mlp.fc."""
+        return OrderedDict(
+            (f"block.{i}.mlp", UnitSpec(module=b.mlp.act, weight=b.mlp.fc.weight, bias=b.mlp.fc.bias, block=i,
+                                        path=f"{path}.{i}.mlp.act"))
+            for i, b in enumerate(blocks))

@@ -1,0 +1,140 @@
+"""MaskedTokenModel: an adapter around diffusers' UVit2DModel (the aMUSEd transformer), sampled with
+diffusers' AmusedScheduler.
+
+Conditioning: a learned class embedding is fed both as the single-token `encoder_hidden_states` (cross
+attention) and as `pooled_text_emb`; the five micro-conditioning values aMUSEd expects (original width and
+height, crop top and left, aesthetic score) are fixed to (image size, image size, 0, 0, 6).
+
+Prefixes follow one fixed reveal order (a permutation drawn from `reveal_seed`). Teacher forcing reveals the
+first half of that order and masks the rest, in one forward pass; masked positions get the model's logits,
+revealed positions a one-hot on their (visible) token, so their accuracy is exact by construction.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+import torch
+from diffusers import AmusedScheduler, ModelMixin, UVit2DModel
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from torch import nn
+
+from memlab.iar.interface import UnitSpec
+from memlab.iar.models.base import TokenizedIAR, per_seed_generators
+
+MICRO_COND_ENCODE_DIM = 16
+AESTHETIC_SCORE = 6.0
+
+
+class MaskedTokenModel(ModelMixin, ConfigMixin, TokenizedIAR):
+    config_name = "config.json"
+    arch = "masked"
+
+    @register_to_config
+    def __init__(self, vocab_size: int = 256, grid: int = 4, num_classes: int = 10, width: int = 128,
+                 depth: int = 4, heads: int = 4, mlp_ratio: int = 4, image_size: int = 16, reveal_seed: int = 0,
+                 generate_steps: int = 8):
+        super().__init__()
+        self.uvit = UVit2DModel(
+            hidden_size=width, use_bias=False, cond_embed_dim=width, micro_cond_encode_dim=MICRO_COND_ENCODE_DIM,
+            micro_cond_embed_dim=5 * MICRO_COND_ENCODE_DIM, encoder_hidden_size=width, vocab_size=vocab_size + 1,
+            codebook_size=vocab_size, in_channels=width, block_out_channels=width, num_res_blocks=1,
+            downsample=False, upsample=False, block_num_heads=heads, num_hidden_layers=depth,
+            num_attention_heads=heads, intermediate_size=mlp_ratio * width, sample_size=grid)
+        self.cls_emb = nn.Embedding(num_classes, width)
+        g = torch.Generator().manual_seed(reveal_seed)
+        self.register_buffer("reveal_order_L", torch.randperm(grid * grid, generator=g), persistent=False)
+        self.register_buffer("micro_conds_5", torch.tensor([image_size, image_size, 0.0, 0.0, AESTHETIC_SCORE]),
+                             persistent=False)
+
+    @property
+    def seq_len(self) -> int:
+        return self.config.grid ** 2
+
+    @property
+    def vocab_size(self) -> int:
+        return self.config.vocab_size
+
+    @property
+    def mask_id(self) -> int:
+        return self.config.vocab_size
+
+    def forward(self, input_ids_BxL: torch.Tensor, labels_B: torch.Tensor) -> torch.Tensor:
+        """input_ids may hold mask_id; -> logits B x L x V."""
+        B, G = input_ids_BxL.shape[0], self.config.grid
+        c_BxD = self.cls_emb(labels_B)
+        logits_BxVxGxG = self.uvit(input_ids_BxL.view(B, G, G), encoder_hidden_states=c_BxD[:, None],
+                                   pooled_text_emb=c_BxD, micro_conds=self.micro_conds_5.expand(B, 5))
+        return logits_BxVxGxG.flatten(2).transpose(1, 2)
+
+    def revealed_mask(self, prefix: int) -> torch.Tensor:
+        """Bool L: the first `prefix` positions of the reveal order."""
+        m = torch.zeros(self.seq_len, dtype=torch.bool, device=self.reveal_order_L.device)
+        m[self.reveal_order_L[:prefix]] = True
+        return m
+
+    def teacher_forced_logits(self, tokens_BxL: torch.Tensor, labels_B: torch.Tensor) -> torch.Tensor:
+        self.check_tokens(tokens_BxL, labels_B)
+        shown_L = self.revealed_mask(self.seq_len // 2)
+        logits = self(torch.where(shown_L, tokens_BxL, self.mask_id), labels_B)
+        onehot = torch.full_like(logits, -1e4).scatter(-1, tokens_BxL[..., None], 0.0)
+        return torch.where(shown_L[None, :, None], onehot, logits)
+
+    def masked_positions_for_nll(self) -> torch.Tensor:
+        """Bool L: positions whose teacher-forced logits are predictions (the masked half)."""
+        return ~self.revealed_mask(self.seq_len // 2)
+
+    def _n_masked_after(self, step: int, steps: int) -> int:
+        """Cosine schedule of AmusedScheduler: tokens still masked after `step` of `steps`."""
+        return int(math.floor(self.seq_len * math.cos((step + 1) / steps * math.pi / 2)))
+
+    @torch.no_grad()
+    def continue_greedy(self, tokens_BxL, labels_B, prefix: int, steps: int | None = None) -> torch.Tensor:
+        """Reveal the first `prefix` tokens of the reveal order; then, MaskGIT-style without noise, predict all
+        masked tokens by argmax and keep the most confident ones, on the cosine schedule."""
+        self.check_tokens(tokens_BxL, labels_B)
+        steps = steps or self.config.generate_steps
+        out = torch.where(self.revealed_mask(prefix), tokens_BxL, self.mask_id)
+        for step in range(steps):
+            unknown_BxL = out == self.mask_id
+            if not unknown_BxL.any():
+                break
+            probs_BxLxV = self(out, labels_B).softmax(-1)
+            conf_BxL, pred_BxL = probs_BxLxV.max(-1)
+            conf_BxL = conf_BxL.masked_fill(~unknown_BxL, float("inf"))
+            keep_masked = min(self._n_masked_after(step, steps), int(unknown_BxL.sum(1).min()) - 1)
+            if step == steps - 1:
+                keep_masked = 0
+            order_BxL = conf_BxL.argsort(1)  # least confident first; stable across ties by position
+            still_BxL = torch.zeros_like(unknown_BxL).scatter(1, order_BxL[:, :max(keep_masked, 0)], True)
+            out = torch.where(unknown_BxL & ~still_BxL, pred_BxL, out)
+        return out
+
+    @torch.no_grad()
+    def generate(self, labels_B: torch.Tensor, seeds: list[int], steps: int | None = None) -> torch.Tensor:
+        """AmusedScheduler sampling; each row is stepped with its own generator (sample i <- seeds[i])."""
+        steps = steps or self.config.generate_steps
+        sched = AmusedScheduler(mask_token_id=self.mask_id)
+        sched.set_timesteps(steps)
+        gens = per_seed_generators(seeds)
+        out = torch.full((len(labels_B), self.seq_len), self.mask_id, dtype=torch.long, device=labels_B.device)
+        for t in sched.timesteps:
+            logits_BxLxV = self(out, labels_B)
+            out = torch.cat([sched.step(logits_BxLxV[b:b + 1], t, out[b:b + 1], generator=g).prev_sample
+                             for b, g in enumerate(gens)])
+        return out
+
+    def units(self) -> "OrderedDict[str, UnitSpec]":
+        """UVit2DModel's transformer layers use a GEGLU feed-forward: ff.net[0] outputs h * gelu(gate) (B x L x U)
+        from proj = Linear(D, 2U); rows [:U] feed h, so scaling row u scales unit u exactly. `weight`/`bias` are
+        views sharing storage with proj's first half."""
+        out = OrderedDict()
+        for i, layer in enumerate(self.uvit.transformer_layers):
+            geglu = layer.ff.net[0]
+            U = geglu.proj.out_features // 2
+            w = nn.Parameter(geglu.proj.weight.data[:U], requires_grad=False)
+            b = None if geglu.proj.bias is None else nn.Parameter(geglu.proj.bias.data[:U], requires_grad=False)
+            out[f"block.{i}.mlp"] = UnitSpec(module=geglu, weight=w, bias=b, block=i,
+                                             path=f"uvit.transformer_layers.{i}.ff.net.0")
+        return out
