@@ -1,0 +1,110 @@
+"""One cell of a sweep: run it as a `memlab train` run and turn its result into table rows (one per seed).
+
+The real training and prediction are reached through the small wrappers below, imported lazily so that
+this module (and the sweep spec) load without JAX. The runner takes these functions as parameters, so a
+test can substitute a stand-in cell function; the product always uses these."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+from memlab.config import DataConfig, from_dict, load_dataset
+from memlab.sweep.spec import Cell
+
+CellFn = Callable[..., dict]  # (data_cfg, train_fields, out_dir, resume) -> train_and_evaluate's result
+
+
+def resolve_train(fields: dict[str, Any]) -> dict[str, Any]:
+    """Validate TrainConfig fields and fill in the defaults (the resolved config hashed into cell ids)."""
+    from memlab.diffusion.run import TrainConfig
+
+    return dataclasses.asdict(from_dict(TrainConfig, fields, "[train]"))
+
+
+def train_cell(data_cfg: DataConfig, train_fields: dict[str, Any], out_dir: Path | None, resume: bool) -> dict:
+    """The real cell function: `memlab train` (memlab.diffusion.run.train_and_evaluate)."""
+    from memlab.diffusion.run import TrainConfig, train_and_evaluate
+
+    cfg = from_dict(TrainConfig, train_fields, "[train]")
+    return train_and_evaluate(data_cfg, cfg, out_dir=out_dir, resume=resume, progress=False)
+
+
+def resolve_predict(fields: dict[str, Any], train: dict[str, Any]) -> dict[str, Any]:
+    """CrossoverConfig fields, defaults filled in; the weighting defaults to the training weighting, so that
+    the prediction is about the objective the models were trained on."""
+    from memlab.crossover.predict import CrossoverConfig
+
+    values = dict(fields)
+    if "weighting" not in values and train.get("weighting") is not None:
+        values["weighting"] = train["weighting"]
+    return dataclasses.asdict(from_dict(CrossoverConfig, values, "[predict]"))
+
+
+def predict_data(data_cfg: DataConfig, predict_fields: dict[str, Any]) -> dict:
+    """The real prediction: memlab.crossover.predict.predict for one data configuration."""
+    from memlab.crossover.predict import CrossoverConfig, predict
+
+    return predict(data_cfg, from_dict(CrossoverConfig, predict_fields, "[predict]"))
+
+
+def execute_cell(cell: Cell, run_dir: Path | None, cell_fn: CellFn) -> list[dict[str, Any]]:
+    """Run one cell; never raises. A failure becomes one row per seed with status 'failed' and the error,
+    so the sweep goes on and the table says what went wrong."""
+    start = time.perf_counter()
+    try:
+        resume = run_dir is not None and Path(run_dir).exists()
+        result = cell_fn(cell.data, dict(cell.train), run_dir, resume)
+        dim = load_dataset(cell.data).dim
+        rows = result_rows(cell, result, dim)
+    except Exception as e:  # noqa: BLE001 - any error of one cell is recorded, not fatal to the sweep
+        detail = traceback.format_exception_only(type(e), e)[-1].strip()
+        rows = [failed_row(cell, seed, detail) for seed in range(int(cell.train.get("seeds", 1)))]
+    wall = time.perf_counter() - start
+    for r in rows:
+        r["wall_s"] = wall
+    return rows
+
+
+def _base(cell: Cell) -> dict[str, Any]:
+    d = cell.data
+    return {
+        "cell_id": cell.cell_id, "data_key": cell.data_key, "stage": cell.stage,
+        "dataset": d.dataset, "components": d.components, "n_train": d.n_train, "variance": d.variance,
+        "data_seed": d.seed, "model": cell.train.get("model"), "size": cell.size,
+        "n_samples": int(cell.train.get("samples", 0) or 0),
+        "config_json": json.dumps({"data": dataclasses.asdict(d), "train": cell.train}, sort_keys=True, default=str),
+    }
+
+
+NUMERIC = ("dim", "param_count", "m_eff", "m_over_n", "memorization_ratio", "ratio_lo", "ratio_hi")
+
+
+def failed_row(cell: Cell, seed: int, error: str) -> dict[str, Any]:
+    row = _base(cell)
+    row.update({k: float("nan") for k in NUMERIC})
+    row.update(seed=seed, status="failed", error=error, per_t_json="[]", checkpoints_json="[]")
+    return row
+
+
+def result_rows(cell: Cell, result: dict, dim: int) -> list[dict[str, Any]]:
+    """One row per seed. M (m_eff) is the number of means for the mixture estimator and parameter count / d
+    for a neural denoiser, so that M/N is comparable with the crossover's M*/N."""
+    per_seed = result.get("per_seed") or [dict(result, seed=0)]
+    rows = []
+    for s in per_seed:
+        params = s.get("param_count", result.get("param_count"))
+        m_eff = float(cell.size) if cell.train.get("model") == "mixture" else float(params) / dim
+        lo, hi = s.get("interval", [float("nan")] * 2)
+        row = _base(cell)
+        row.update(seed=int(s["seed"]), status=str(s.get("status", result.get("status", "ok"))), error="",
+                   dim=float(dim), param_count=float(params) if params is not None else float("nan"),
+                   m_eff=m_eff, m_over_n=m_eff / cell.data.n_train,
+                   memorization_ratio=float(s["memorization_ratio"]), ratio_lo=float(lo), ratio_hi=float(hi),
+                   per_t_json=json.dumps(s.get("per_t", [])), checkpoints_json=json.dumps(s.get("checkpoints", [])))
+        rows.append(row)
+    return rows

@@ -1,0 +1,214 @@
+"""Sweep runner: every cell is a `memlab train` run, executed by a backend (`local`: a process pool sized to
+the machine; `ray`: a local Ray instance or an existing cluster via `address`). The driver alone writes the
+store, so it works the same on a cluster without a shared file system; results are written as each cell
+finishes, so a killed sweep resumes where it stopped. Optional adaptive refinement adds sizes between the
+last size with mean ratio < 0.1 and the first with mean ratio >= 0.9."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import pandas as pd
+
+from memlab.errors import UsageError
+from memlab.sweep import cells as cells_mod
+from memlab.sweep.spec import Cell, SweepSpec, absolute_sizes, data_key, make_cells, refined_sizes
+from memlab.sweep.store import SweepStore
+
+BACKENDS = ("local", "ray")
+RAY_HINT = "the ray backend needs Ray: pip install -e '.[ray]'  (or pip install 'ray[default]')"
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+# --- local backend -------------------------------------------------------------------------------------
+
+def _worker_init(parent_pid: int, single_thread: bool) -> None:
+    # Several JAX processes on few cores: one XLA thread each avoids oversubscription.
+    if single_thread and "XLA_FLAGS" not in os.environ:
+        os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+    # A worker whose driver was killed (kill -9 leaves pool workers orphaned) exits instead of running on.
+    def watch():
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(1)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _run_local(tasks: list[tuple[Cell, Path | None]], cell_fn, workers: int, address) -> Iterator:
+    if workers == 1:  # in-process: no pickling, same numbers, easiest to debug
+        for cell, run_dir in tasks:
+            yield cell, cells_mod.execute_cell(cell, run_dir, cell_fn)
+        return
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                               initializer=_worker_init, initargs=(os.getpid(), True))
+    try:
+        futures = {pool.submit(cells_mod.execute_cell, c, d, cell_fn): c for c, d in tasks}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in done:
+                cell = futures[f]
+                try:
+                    rows = f.result()
+                except Exception as e:  # noqa: BLE001 - a dead worker process (e.g. out of memory)
+                    rows = _failed(cell, f"worker failed: {type(e).__name__}: {e}")
+                yield cell, rows
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# --- ray backend ---------------------------------------------------------------------------------------
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise UsageError(RAY_HINT) from None
+    return ray
+
+
+def _run_ray(tasks: list[tuple[Cell, Path | None]], cell_fn, workers: int, address) -> Iterator:
+    ray = import_ray()
+    started = not ray.is_initialized()
+    if started:
+        kwargs = dict(address=address) if address else dict(num_cpus=workers, include_dashboard=False)
+        ray.init(log_to_driver=False, configure_logging=False, **kwargs)
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=0)(cells_mod.execute_cell)
+        refs = {remote.remote(c, d, cell_fn): c for c, d in tasks}
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            for ref in done:
+                cell = refs[ref]
+                try:
+                    rows = ray.get(ref)
+                except Exception as e:  # noqa: BLE001 - a lost worker or node
+                    rows = _failed(cell, f"ray task failed: {type(e).__name__}: {str(e).splitlines()[0]}")
+                yield cell, rows
+    finally:
+        if started:
+            ray.shutdown()
+
+
+RUNNERS = {"local": _run_local, "ray": _run_ray}
+
+
+def _failed(cell: Cell, error: str) -> list[dict]:
+    return [cells_mod.failed_row(cell, s, error) for s in range(int(cell.train.get("seeds", 1)))]
+
+
+# --- the driver ----------------------------------------------------------------------------------------
+
+def check_backend(backend: str, address: str | None) -> None:
+    """Fail fast, before anything is written, on an unknown backend or a missing Ray."""
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown --backend {backend!r}; allowed: {', '.join(BACKENDS)}")
+    if address and backend != "ray":
+        raise UsageError("--address joins a Ray cluster; it needs --backend ray")
+    if backend == "ray":
+        import_ray()
+
+
+def plan(spec: SweepSpec, resolve_train: Callable[[dict], dict] = cells_mod.resolve_train) -> list[Cell]:
+    """The coarse cells of every data configuration (validates every training config on the way)."""
+    return [c for cfg in spec.data for c in make_cells(spec, cfg, absolute_sizes(spec, cfg), resolve_train)]
+
+
+def run_sweep(spec: SweepSpec, out_dir: str | Path, *, backend: str = "local", workers: int | None = None,
+              address: str | None = None, cell_fn=cells_mod.train_cell,
+              resolve_train: Callable[[dict], dict] = cells_mod.resolve_train,
+              predict_fn=cells_mod.predict_data, resolve_predict=cells_mod.resolve_predict,
+              retry_failed: bool = False, save_runs: bool = True, progress: bool = True) -> pd.DataFrame:
+    """Run (or resume) a sweep into `out_dir` and return its table (one row per cell and seed).
+
+    Everything is validated before the first write: the backend, every cell's training config, every
+    prediction config, and that `out_dir` does not hold a different sweep."""
+    check_backend(backend, address)
+    workers = workers or default_workers()
+    if workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {workers}")
+    coarse = plan(spec, resolve_train)
+    pred_cfgs = {data_key(c.data): resolve_predict(spec.predict, c.train) for c in coarse}
+    store = SweepStore(out_dir)
+    store.check_spec(spec.to_json())
+
+    store.write_spec(spec.to_json())
+    store.clean_tmp()
+    _predict_all(spec, store, pred_cfgs, predict_fn, progress)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=0, desc=f"sweep {spec.name}", unit="cell", file=sys.stderr, disable=not progress)
+    stage_cells: Iterable[Cell] = coarse
+    for stage in range(spec.refine_rounds + 1):
+        if stage > 0:
+            stage_cells = _refine(spec, store, resolve_train, stage)
+            if not stage_cells:
+                break
+        _run_stage(list(stage_cells), store, backend, workers, address, cell_fn, retry_failed, save_runs, bar)
+        store.consolidate()
+    bar.close()
+    return store.consolidate()
+
+
+def _run_stage(cells: list[Cell], store: SweepStore, backend, workers, address, cell_fn, retry_failed,
+               save_runs, bar) -> None:
+    todo = [c for c in cells if not store.is_done(c.cell_id)
+            or (retry_failed and store.cell_status(c.cell_id) == "failed")]
+    bar.total += len(cells)
+    bar.update(len(cells) - len(todo))
+    if not todo:
+        return
+    tasks = [(c, store.runs_dir / c.cell_id if save_runs else None) for c in todo]
+    for cell, rows in RUNNERS[backend](tasks, cell_fn, min(workers, len(todo)), address):
+        store.write_cell(cell.cell_id, rows)
+        bar.update(1)
+        if rows and rows[0]["status"] == "failed":
+            bar.write(f"cell {cell.cell_id} (N={cell.data.n_train}, size={cell.size}) failed: {rows[0]['error']}")
+
+
+def _refine(spec: SweepSpec, store: SweepStore, resolve_train, stage: int) -> list[Cell]:
+    """New cells between the bracket of every data configuration, from the rows finished so far."""
+    df = store.table()
+    if not len(df):
+        return []
+    # Only earlier stages: a resumed run must choose the same sizes even if this stage half-finished.
+    ok = df[(df["status"] != "failed") & (df["stage"] < stage)]
+    new: list[Cell] = []
+    for cfg in spec.data:
+        rows = ok[ok["data_key"] == data_key(cfg)]
+        if not len(rows):
+            continue
+        mean = rows.groupby("size")["memorization_ratio"].mean()
+        sizes = refined_sizes([int(s) for s in mean.index], list(mean.values), spec.refine_points)
+        new += make_cells(spec, cfg, sizes, resolve_train, stage)
+    return new
+
+
+def _predict_all(spec: SweepSpec, store: SweepStore, pred_cfgs: dict, predict_fn, progress: bool) -> None:
+    """The predicted crossover of every data configuration (cheap next to training; done in the driver)."""
+    for cfg in spec.data:
+        key = data_key(cfg)
+        if store.read_prediction(key) is not None:
+            continue
+        if progress:
+            print(f"predicting the crossover for N={cfg.n_train} ({cfg.dataset})", file=sys.stderr)
+        try:
+            pred = predict_fn(cfg, pred_cfgs[key])
+        except Exception as e:  # noqa: BLE001 - recorded; the sweep goes on without this prediction
+            pred = {"error": f"{type(e).__name__}: {e}", "m_star_over_n": None, "interval": [None, None]}
+        store.write_prediction(key, pred)

@@ -1,0 +1,118 @@
+"""Resumable result store of a sweep directory:
+
+    DIR/spec.json                 the validated spec (a re-run with a different spec is refused)
+    DIR/rows/<cell_id>.parquet    one file per finished cell: one row per (cell, seed); written atomically
+    DIR/predictions/<key>.json    the crossover prediction of each data configuration
+    DIR/results.parquet           the consolidated table (all rows, sorted), rewritten atomically
+    DIR/runs/<cell_id>/           the `memlab train` run of each cell (config, metrics, checkpoints)
+
+A cell counts as done exactly when its row file exists; a write never leaves a partial file behind
+(temporary name + os.replace), so `kill -9` at any moment loses at most the cells in flight."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from memlab.errors import UsageError
+from memlab.io import _atomic, read_json, to_json, write_json
+
+SORT_KEYS = ["data_key", "size", "seed"]
+# Columns that measure the machine, not the science: the only ones that differ between two runs.
+TIMING_COLUMNS = ["wall_s"]
+
+
+def write_parquet(path: Path, df: pd.DataFrame) -> None:
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    data = buf.getvalue()
+    _atomic(Path(path), lambda f: f.write(data))
+
+
+class SweepStore:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.rows_dir = self.root / "rows"
+        self.pred_dir = self.root / "predictions"
+        self.runs_dir = self.root / "runs"
+        self.table_path = self.root / "results.parquet"
+
+    # --- the spec ------------------------------------------------------------------------------------
+    def check_spec(self, spec_json: dict[str, Any]) -> None:
+        """Refuse (before anything is written) to mix two different sweeps in one directory."""
+        path = self.root / "spec.json"
+        if path.is_file() and read_json(path) != _normalize(spec_json):
+            raise UsageError(f"--out {self.root} holds a different sweep (spec.json differs); use a new --out "
+                             "or the same spec to resume")
+
+    def write_spec(self, spec_json: dict[str, Any]) -> None:
+        write_json(self.root / "spec.json", spec_json)
+
+    def read_spec(self) -> dict[str, Any]:
+        path = self.root / "spec.json"
+        if not path.is_file():
+            raise UsageError(f"{self.root} is not a sweep directory (no spec.json); run `memlab sweep run` first")
+        return read_json(path)
+
+    # --- rows ----------------------------------------------------------------------------------------
+    def row_path(self, cell_id: str) -> Path:
+        return self.rows_dir / f"{cell_id}.parquet"
+
+    def is_done(self, cell_id: str) -> bool:
+        return self.row_path(cell_id).is_file()
+
+    def cell_status(self, cell_id: str) -> str | None:
+        if not self.is_done(cell_id):
+            return None
+        return str(pd.read_parquet(self.row_path(cell_id), columns=["status"])["status"].iloc[0])
+
+    def write_cell(self, cell_id: str, rows: list[dict[str, Any]]) -> None:
+        write_parquet(self.row_path(cell_id), pd.DataFrame(rows))
+
+    def clean_tmp(self) -> None:
+        """Remove temporary files a killed writer left behind (never a finished file)."""
+        for d in (self.rows_dir, self.pred_dir, self.root):
+            if d.is_dir():
+                for p in d.glob(".*.tmp"):
+                    p.unlink(missing_ok=True)
+
+    def table(self) -> pd.DataFrame:
+        """All finished rows, sorted by (data configuration, size, seed); empty frame when none."""
+        files = sorted(self.rows_dir.glob("*.parquet")) if self.rows_dir.is_dir() else []
+        if not files:
+            return pd.DataFrame()
+        df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+        return df.sort_values(SORT_KEYS, kind="stable").reset_index(drop=True)
+
+    def consolidate(self) -> pd.DataFrame:
+        df = self.table()
+        if len(df):
+            write_parquet(self.table_path, df)
+        return df
+
+    # --- predictions ---------------------------------------------------------------------------------
+    def prediction_path(self, key: str) -> Path:
+        return self.pred_dir / f"{key}.json"
+
+    def write_prediction(self, key: str, pred: dict[str, Any]) -> None:
+        write_json(self.prediction_path(key), pred)
+
+    def read_prediction(self, key: str) -> dict[str, Any] | None:
+        path = self.prediction_path(key)
+        return read_json(path) if path.is_file() else None
+
+
+def _normalize(obj: Any) -> Any:
+    """The JSON round trip of `obj` (tuples become lists), so specs compare equal to what was saved."""
+    return json.loads(to_json(obj))
+
+
+def load_table(root: str | Path) -> pd.DataFrame:
+    """The table of a sweep directory, for pandas users: same rows as results.parquet."""
+    store = SweepStore(root)
+    store.read_spec()
+    return store.table()

@@ -1,0 +1,54 @@
+"""The commented example sweep spec printed by `memlab sweep template` (kept as a string, not a data
+file, so that it ships with any install). Its defaults are the acceptance sweep of the phase-diagram
+issue at a laptop size; a test loads it to keep it valid."""
+
+TEMPLATE = """\
+# memlab sweep spec: a grid of `memlab train` runs whose memorization ratio is set beside the crossover
+# prediction. Run it with:  memlab sweep run SPEC.toml --out DIR   (re-running resumes; DIR keeps the rows)
+name = "gmm-d30-k4"
+
+# Every value under [data] may be one value or a list; lists are grid axes and the data configurations
+# are their Cartesian product. Each data configuration gets its own training set (drawn from `seed`),
+# shared by every model size and training seed, and its own predicted crossover M*/N.
+[data]
+dataset = "gmm"                  # gmm | templates
+dim = 30                         # GMM dimension d (ignored by templates)
+components = 4                   # K
+n_train = 100                    # N; a list such as [50, 100, 200] gives the N-by-M/N phase diagram
+variance = 1.0                   # s2 (gmm) or colour variance s_c^2 (templates)
+n_test = 1000
+seed = 0                         # data draw
+# template_source = "procedural" # templates: procedural | digits | path to a .npy/.npz of (n, H, W)
+# height = 15
+# width = 15
+
+[model]
+kind = "mixture"                 # mixture (size = M means) | mlp (size = width; M := parameter count / d)
+unit = "fraction"                # fraction: sizes are M/N (mixture only) | absolute: M or MLP width
+sizes = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+# depth = 3                      # mlp only: residual blocks
+
+[seeds]
+count = 3                        # training seeds per cell (one table row per cell and seed)
+
+# Any field of memlab.diffusion.run.TrainConfig except model, size, depth and seeds.
+[train]
+steps = 4000
+lr = 1e-2
+
+# Sampling fields of TrainConfig (kept apart for readability; merged into [train]).
+[sampling]
+samples = 200
+
+# Adaptive refinement: after the coarse sizes, add `points` sizes between the last size whose mean
+# ratio is < 0.1 and the first whose mean ratio is >= 0.9, `rounds` times.
+[refine]
+rounds = 1
+points = 3
+
+# Fields of memlab.crossover.predict.CrossoverConfig for the predicted M*/N of each data configuration.
+# Without `weighting` here, the training weighting is used, so that the prediction is about the
+# objective the models were trained on.
+[predict]
+repeats = 5
+"""

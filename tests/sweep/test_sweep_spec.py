@@ -1,0 +1,83 @@
+"""Sweep spec: the template is valid, grids expand as documented, every bad key is named; refinement sizes."""
+
+import tomllib
+
+import pytest
+
+from memlab.errors import UsageError
+from memlab.sweep.spec import absolute_sizes, load_spec, make_cells, parse_spec, refined_sizes
+from memlab.sweep.template import TEMPLATE
+from sweep_standin import resolve_train
+
+
+def spec_dict(**over):
+    raw = {"name": "t", "data": {"dataset": "gmm", "dim": 5, "components": 2, "n_train": 20},
+           "model": {"kind": "mixture", "sizes": [0.1, 0.5, 1.0]}, "seeds": {"count": 2}}
+    for k, v in over.items():
+        raw[k] = v
+    return raw
+
+
+def test_template_parses_to_the_acceptance_sweep():
+    spec = parse_spec(tomllib.loads(TEMPLATE))
+    (cfg,) = spec.data
+    assert (cfg.dataset, cfg.dim, cfg.components, cfg.n_train) == ("gmm", 30, 4, 100)
+    assert absolute_sizes(spec, cfg) == [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+    assert spec.seeds == 3 and spec.train["samples"] == 200 and spec.refine_rounds == 1
+
+
+def test_data_grid_is_the_cartesian_product_and_sizes_scale_with_n(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('name = "g"\n[data]\ndim = [5, 10]\ncomponents = 2\nn_train = [20, 40, 80]\n'
+                    '[model]\nsizes = [0.25, 0.5]\n')
+    spec = load_spec(path)
+    assert len(spec.data) == 6
+    assert {(c.dim, c.n_train) for c in spec.data} == {(d, n) for d in (5, 10) for n in (20, 40, 80)}
+    big = next(c for c in spec.data if c.n_train == 80)
+    cells = make_cells(spec, big, absolute_sizes(spec, big), resolve_train)
+    assert [c.size for c in cells] == [20, 40]
+    assert len({c.cell_id for c in cells}) == 2 and cells[0].train["seeds"] == 3  # default seeds
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"colour": 1}, "unknown key 'colour' in sweep spec"),
+    ({"data": {"dataset": "mnist"}}, "unknown dataset 'mnist'; allowed: gmm, templates"),
+    ({"data": {"dim": 5, "frobs": 2}}, "unknown key 'frobs' in [data]"),
+    ({"data": {"dim": 5, "components": 30, "n_train": 20}}, "--components must be <= --n-train"),
+    ({"data": {"dim": []}}, "data.dim must not be an empty list"),
+    ({"data": {"dim": 2.5}}, "data.dim must be an integer"),
+    ({"model": {"kind": "unet", "sizes": [1]}}, "unknown model.kind 'unet'; allowed: mixture, mlp"),
+    ({"model": {"kind": "mlp", "unit": "fraction", "sizes": [0.5]}}, "model.unit must be 'absolute'"),
+    ({"model": {"sizes": [0.0, 0.5]}}, "model.sizes must be fractions of N in (0, 4]"),
+    ({"model": {"unit": "absolute", "sizes": [0.5]}}, "model.sizes must be an integer"),
+    ({"model": {"kind": "mixture"}}, "model.sizes is required"),
+    ({"model": {"sizes": [0.5], "depth": 2}}, "model.depth applies to kind = 'mlp' only"),
+    ({"seeds": {"count": 0}}, "seeds.count must be an integer >= 1"),
+    ({"train": {"size": 3}}, "[train] key 'size' is set by the sweep"),
+    ({"train": {"samples": 3}, "sampling": {"samples": 4}}, "key 'samples' is in both [train] and [sampling]"),
+    ({"refine": {"rounds": 9}}, "refine.rounds must be an integer in [0, 5]"),
+])
+def test_bad_specs_name_the_key(over, message):
+    with pytest.raises(UsageError) as e:
+        parse_spec(spec_dict(**over))
+    assert message in str(e.value)
+
+
+def test_missing_spec_file_and_malformed_toml(tmp_path):
+    with pytest.raises(UsageError, match="config file does not exist"):
+        load_spec(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = \n")
+    with pytest.raises(UsageError, match="malformed TOML"):
+        load_spec(bad)
+
+
+def test_refined_sizes_fill_the_bracket_only():
+    sizes = [10, 20, 40, 80, 100]
+    ratios = [0.0, 0.05, 0.5, 0.95, 1.0]
+    # last < 0.1 is 20, first >= 0.9 is 80: points evenly spaced strictly inside; 40 is already there
+    assert refined_sizes(sizes, ratios, 3) == [35, 50, 65]
+    assert refined_sizes(sizes, ratios, 5) == [30, 50, 60, 70]
+    assert refined_sizes(sizes, [0.0, 0.0, 0.3, 0.5, 0.8], 3) == []  # never reaches 0.9
+    assert refined_sizes(sizes, [0.5, 0.6, 0.7, 0.95, 1.0], 3) == []  # never below 0.1
+    assert refined_sizes([10, 11], [0.0, 1.0], 3) == []  # no integer room
