@@ -163,7 +163,7 @@ def extract(model: IARModel, train_tokens_NxL: torch.Tensor, train_labels_N: tor
     order, acc_N = rank_candidates(model, train_tokens_NxL, train_labels_N, prefix, cfg.batch_size)
     if candidates is None:
         candidates = order[:cfg.n_candidates]
-    cand = torch.as_tensor(np.asarray(candidates, dtype=np.int64))
+    cand = torch.tensor(np.asarray(candidates, dtype=np.int64))
     match, sim, gen_images = continuation_similarity(model, train_tokens_NxL[cand], train_labels_N[cand], prefix,
                                             cfg.batch_size)
     nn = nearest_neighbour_ratio(gen_images, decode_all(model, train_tokens_NxL, cfg.batch_size), cand.numpy(),

@@ -142,3 +142,32 @@ class FakeIAR(nn.Module, IARModel):
         best_BxL = seen_BxKxL.argmax(dim=1)  # ties -> lowest k
         target_BxL = torch.gather(ref_KxL.expand(tokens_BxL.shape[0], -1, -1), 1, best_BxL[:, None, :])[:, 0]
         return F.one_hot(target_BxL, self._vocab).float()
+
+
+def lookup_memorizer(tokens_KxL: torch.Tensor, arch: str = "raster", side: int = 4, vocab: int = 8,
+                     n_classes: int = 2, n_filler: int = 64, seed: int = 0) -> FakeIAR:
+    """A FakeIAR whose memory lives in known units: block 0 has one "lookup" unit per (image k, position
+    i) that fires only when the context is (position i, previous token of image k) and writes image k's
+    token i into the logits, followed by `n_filler` weak random units that carry no memory. So units
+    0 .. K*L-1 of block.0.mlp are the memorization units; silencing them stops regurgitation."""
+    K, L = tokens_KxL.shape
+    model = FakeIAR(arch=arch, side=side, vocab=vocab, n_classes=n_classes, n_blocks=2, hidden=K * L + n_filler,
+                    seed=seed)
+    pos0, bos = vocab + 1 + n_classes, vocab
+    with torch.no_grad():
+        fc, proj = model.blocks[0].fc, model.blocks[0].proj
+        fc.weight[:K * L].zero_()
+        fc.bias[:K * L] = -1.5  # needs both the position and the token input (1 + 1 - 1.5 = 0.5 > 0)
+        proj.weight.mul_(0.01)  # filler units barely touch the residual stream
+        proj.weight[:, :K * L].zero_()
+        for k in range(K):
+            for i in range(L):
+                u = k * L + i
+                prev = bos if i == 0 else int(tokens_KxL[k, i - 1])
+                fc.weight[u, prev] = fc.weight[u, pos0 + i] = 1.0
+                proj.weight[int(tokens_KxL[k, i]), u] = 20.0  # token dims of the residual carry the answer
+        model.blocks[1].proj.weight.mul_(0.01)
+        model.head.weight.zero_()
+        model.head.bias.zero_()
+        model.head.weight[:, :vocab] = torch.eye(vocab)
+    return model

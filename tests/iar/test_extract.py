@@ -7,6 +7,8 @@ import torch
 from memlab.iar.extract import (ExtractConfig, calibrate_threshold, extract, tokenize_all, unique_rows)
 from memlab.iar.fake import FakeIAR
 
+torch.set_num_threads(1)  # tiny ops; threads only contend on a shared CPU
+
 
 def _data(arch, n_train=24, n_heldout=64, seed=0):
     g = torch.Generator().manual_seed(seed)

@@ -5,6 +5,8 @@ import torch
 
 from memlab.errors import UsageError
 from memlab.iar.fake import FakeIAR
+
+torch.set_num_threads(1)  # tiny ops; threads only contend on a shared CPU
 from memlab.iar.hooks import capture, n_hooks, scale_units, scaled_units
 
 

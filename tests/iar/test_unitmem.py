@@ -6,6 +6,8 @@ import torch
 
 from memlab.iar.augment import AugmentConfig, augment
 from memlab.iar.fake import FakeIAR
+
+torch.set_num_threads(1)  # tiny ops; threads only contend on a shared CPU
 from memlab.iar.unitmem import UnitMemConfig, aggregate, compute_unitmem, unit_scores, unitmem_scores
 
 
