@@ -63,7 +63,7 @@ def print_summary(summary: list[dict]) -> None:
                   _fmt(p.get("m_over_n")) if not p.get("error") else f"error: {p['error'][:40]}",
                   f"[{_fmt(p['interval'][0])}, {_fmt(p['interval'][1])}]",
                   {True: "yes", False: "no", None: "-"}[r.get("prediction_in_interval")])
-    Console(file=sys.stderr).print(t)
+    Console(file=sys.stderr, width=160).print(t)  # wide even when stderr is not a terminal
 
 
 def run_summary(args) -> int:

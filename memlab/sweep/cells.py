@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from memlab.config import DataConfig, from_dict, load_dataset
+from memlab.errors import UsageError
 from memlab.sweep.spec import Cell
 
 CellFn = Callable[..., dict]  # (data_cfg, train_fields, out_dir, resume) -> train_and_evaluate's result
@@ -40,9 +41,16 @@ def resolve_predict(fields: dict[str, Any], train: dict[str, Any]) -> dict[str, 
     from memlab.crossover.predict import CrossoverConfig
 
     values = dict(fields)
-    if "weighting" not in values and train.get("weighting") is not None:
+    inherited = "weighting" not in values and train.get("weighting") is not None
+    if inherited:
         values["weighting"] = train["weighting"]
-    return dataclasses.asdict(from_dict(CrossoverConfig, values, "[predict]"))
+    try:
+        return dataclasses.asdict(from_dict(CrossoverConfig, values, "[predict]"))
+    except UsageError as e:
+        if not inherited:
+            raise
+        raise UsageError(f"the crossover has no training weighting {train['weighting']!r} ({e}); "
+                         "set [predict] weighting explicitly") from None
 
 
 def predict_data(data_cfg: DataConfig, predict_fields: dict[str, Any]) -> dict:
@@ -57,17 +65,27 @@ def execute_cell(cell: Cell, run_dir: Path | None, cell_fn: CellFn) -> list[dict
     so the sweep goes on and the table says what went wrong."""
     start = time.perf_counter()
     try:
-        resume = run_dir is not None and Path(run_dir).exists()
-        result = cell_fn(cell.data, dict(cell.train), run_dir, resume)
-        dim = load_dataset(cell.data).dim
+        # resume=True continues a cell whose run a killed sweep left half-done (a fresh dir just starts)
+        result = cell_fn(cell.data, dict(cell.train), run_dir, True)
+        dim = int(result["dim"]) if result.get("dim") else load_dataset(cell.data).dim
         rows = result_rows(cell, result, dim)
     except Exception as e:  # noqa: BLE001 - any error of one cell is recorded, not fatal to the sweep
         detail = traceback.format_exception_only(type(e), e)[-1].strip()
-        rows = [failed_row(cell, seed, detail) for seed in range(int(cell.train.get("seeds", 1)))]
+        rows = [failed_row(cell, seed, detail) for seed in seed_list(cell)]
     wall = time.perf_counter() - start
     for r in rows:
         r["wall_s"] = wall
     return rows
+
+
+def seed_list(cell: Cell) -> list[int]:
+    """The training seeds of a cell, as TrainConfig.seed_list names them: a count n means data seed + 0..n-1."""
+    seeds = cell.train.get("seeds", 1)
+    return [int(s) for s in seeds] if isinstance(seeds, (list, tuple)) else [cell.data.seed + i for i in range(seeds)]
+
+
+def _num(v) -> float:
+    return float("nan") if v is None else float(v)
 
 
 def _base(cell: Cell) -> dict[str, Any]:
@@ -99,12 +117,12 @@ def result_rows(cell: Cell, result: dict, dim: int) -> list[dict[str, Any]]:
     for s in per_seed:
         params = s.get("param_count", result.get("param_count"))
         m_eff = float(cell.size) if cell.train.get("model") == "mixture" else float(params) / dim
-        lo, hi = s.get("interval", [float("nan")] * 2)
+        lo, hi = s.get("interval") or [None, None]  # a diverged seed has no ratio and no interval
         row = _base(cell)
-        row.update(seed=int(s["seed"]), status=str(s.get("status", result.get("status", "ok"))), error="",
-                   dim=float(dim), param_count=float(params) if params is not None else float("nan"),
-                   m_eff=m_eff, m_over_n=m_eff / cell.data.n_train,
-                   memorization_ratio=float(s["memorization_ratio"]), ratio_lo=float(lo), ratio_hi=float(hi),
+        status = str(s.get("status", result.get("status", "ok")))
+        row.update(seed=int(s["seed"]), status=status, error="" if status == "ok" else status,
+                   dim=float(dim), param_count=_num(params), m_eff=m_eff, m_over_n=m_eff / cell.data.n_train,
+                   memorization_ratio=_num(s.get("memorization_ratio")), ratio_lo=_num(lo), ratio_hi=_num(hi),
                    per_t_json=json.dumps(s.get("per_t", [])), checkpoints_json=json.dumps(s.get("checkpoints", [])))
         rows.append(row)
     return rows

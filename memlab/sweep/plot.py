@@ -101,6 +101,8 @@ def phase_panel(ax, table: pd.DataFrame, summary: list[dict]) -> None:
         ax.plot(*zip(*obs), "kx", ms=8, mew=2, label="observed (ratio = 0.5)")
     if len(set(n)) > 1:
         ax.set_xscale("log")
+        ax.set_xticks(sorted(set(n)), [str(v) for v in sorted(set(n))])
+        ax.minorticks_off()
     ax.set(xlabel="training-set size N", ylabel="M / N", title=f"phase diagram ({head['dataset']}, {head['model']})")
     ax.legend(fontsize=7)
 

@@ -108,7 +108,7 @@ RUNNERS = {"local": _run_local, "ray": _run_ray}
 
 
 def _failed(cell: Cell, error: str) -> list[dict]:
-    return [cells_mod.failed_row(cell, s, error) for s in range(int(cell.train.get("seeds", 1)))]
+    return [cells_mod.failed_row(cell, s, error) for s in cells_mod.seed_list(cell)]
 
 
 # --- the driver ----------------------------------------------------------------------------------------
@@ -203,8 +203,9 @@ def _predict_all(spec: SweepSpec, store: SweepStore, pred_cfgs: dict, predict_fn
     """The predicted crossover of every data configuration (cheap next to training; done in the driver)."""
     for cfg in spec.data:
         key = data_key(cfg)
-        if store.read_prediction(key) is not None:
-            continue
+        old = store.read_prediction(key)
+        if old is not None and not old.get("error"):
+            continue  # a failed prediction is tried again on the next run
         if progress:
             print(f"predicting the crossover for N={cfg.n_train} ({cfg.dataset})", file=sys.stderr)
         try:

@@ -33,7 +33,7 @@ def fake_cell(data_cfg, train: dict, out_dir, resume) -> dict:
         raise RuntimeError(f"stand-in failure at size {train['size']}")
     m_over_n = train["size"] / data_cfg.n_train
     per_seed = []
-    for seed in range(train["seeds"]):
+    for seed in range(data_cfg.seed, data_cfg.seed + train["seeds"]):  # as TrainConfig.seed_list
         rng = np.random.default_rng([data_cfg.seed, train["size"], seed])
         n = train["samples"]
         ratio = rng.binomial(n, true_ratio(m_over_n)) / n
