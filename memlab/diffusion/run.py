@@ -1,0 +1,207 @@
+"""train_and_evaluate: train one configuration on several seeds, evaluate it at log-spaced checkpoints,
+sample, measure memorization, and (with out_dir) write a resumable run directory:
+
+  config.json     {"data": DataConfig, "train": TrainConfig}
+  progress.json   checkpoint entries so far (what --resume continues from)
+  ckpt/           orbax checkpoints of the stacked training state (all seeds)
+  metrics.json    the returned dict
+  samples.npy     final samples, n_ok_seeds x samples x D (allow_pickle=False)
+  curve.png, per_t.png
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from memlab.config import DataConfig, load_dataset, to_dict
+from memlab.diffusion.train_config import TRAIN_DEFAULTS, TrainConfig  # noqa: F401  (re-exported API)
+from memlab.errors import UsageError
+from memlab.io import read_json, save_npy, to_json, write_json
+
+__all__ = ["TrainConfig", "TRAIN_DEFAULTS", "train_and_evaluate", "run_config"]
+
+
+def run_config(data_cfg: DataConfig, train_cfg: TrainConfig) -> dict:
+    """The resolved config as written to config.json (JSON-normalised: tuples become lists)."""
+    import json
+
+    return json.loads(to_json({"data": to_dict(data_cfg), "train": to_dict(train_cfg)}))
+
+
+def _check_out_dir(out_dir: Path | None, config: dict, resume: bool) -> str:
+    """'none' | 'fresh' | 'resume' | 'done'. Reads only: bad directories fail before anything is written."""
+    if out_dir is None:
+        return "none"
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a directory")
+    if not out.exists() or not any(out.iterdir()):
+        return "fresh"
+    if not resume:
+        raise UsageError(f"--out {out} is not empty; pass --resume to continue that run, or choose a new directory")
+    if not (out / "config.json").is_file():
+        raise UsageError(f"--resume: {out} holds no config.json, so it is not a memlab train run")
+    saved = read_json(out / "config.json")
+    if saved != config:
+        diff = sorted(f"{sec}.{k}" for sec in ("data", "train") for k in set(saved.get(sec, {})) | set(config[sec])
+                      if saved.get(sec, {}).get(k) != config[sec].get(k))
+        raise UsageError(f"--resume: {out} was run with a different config (differs in {', '.join(diff) or 'layout'})")
+    return "done" if (out / "metrics.json").is_file() else "resume"
+
+
+def train_and_evaluate(data_cfg: DataConfig, train_cfg: TrainConfig, out_dir: Path | None = None,
+                       resume: bool = False, progress: bool = True) -> dict:
+    """Train `train_cfg` on the dataset `data_cfg` names; return the metrics.json content (x0-unit losses)."""
+    config = run_config(data_cfg, train_cfg)
+    mode = _check_out_dir(out_dir, config, resume)
+    if mode == "done":
+        return read_json(Path(out_dir) / "metrics.json")
+    dataset = load_dataset(data_cfg)
+    if train_cfg.batch is not None and train_cfg.batch > dataset.n_train:
+        raise UsageError(f"batch must be <= n_train ({dataset.n_train}) or None (full batch), got {train_cfg.batch}")
+    return _Run(dataset, train_cfg, config, None if out_dir is None else Path(out_dir), progress).go(mode)
+
+
+class _Run:
+    def __init__(self, dataset, cfg: TrainConfig, config: dict, out: Path | None, progress: bool):
+        import jax  # noqa: F401  (framework import stays out of `memlab --help`)
+
+        from memlab.diffusion.evaluate import Evaluator
+        from memlab.diffusion.rng import TAG_TRAIN, key_data, seed_key
+        from memlab.diffusion.models import build_denoiser, init_params, param_count
+        from memlab.diffusion.process import default_grid
+        from memlab.diffusion.train import Trainer, stack
+
+        self.dataset, self.cfg, self.config, self.out, self.progress = dataset, cfg, config, out, progress
+        self.seeds = cfg.seed_list(int(config["data"]["seed"]))
+        self.grid_T = default_grid(cfg.grid_points)
+        self.den = build_denoiser(cfg.model, cfg.size, cfg.depth, cfg.predict, dataset)
+        self.trainer = Trainer(self.den, cfg, dataset.train_NxD, self.grid_T)
+        self.evaluator = Evaluator(self.den, dataset, cfg, self.grid_T)
+        inits = [init_params(self.den, cfg.init, dataset, s) for s in self.seeds]
+        self.param_count = param_count(inits[0])
+        self.state = stack([self.trainer.init_state(p, key_data(seed_key(s, TAG_TRAIN))) for p, s in zip(inits, self.seeds)])
+        self.history = {"per_seed": [[] for _ in self.seeds], "aggregate": []}
+        self.ckpts = None
+
+    # -- resumable loop -------------------------------------------------------------------------
+    def _restore(self) -> None:
+        from memlab.diffusion.checkpoint import Checkpoints
+
+        self.ckpts = Checkpoints(self.out / "ckpt")
+        latest = self.ckpts.latest_step()
+        if latest is None:
+            return
+        self.state = self.ckpts.restore(latest, self.state)
+        saved = read_json(self.out / "progress.json") if (self.out / "progress.json").is_file() else None
+        keep = lambda entries: [e for e in entries if e["step"] <= latest]
+        if saved:  # entries past the last complete orbax checkpoint are recomputed, identically
+            self.history = {"per_seed": [keep(e) for e in saved["per_seed"]], "aggregate": keep(saved["aggregate"])}
+
+    def go(self, mode: str) -> dict:
+        from tqdm import tqdm
+
+        if self.out is not None:
+            self.out.mkdir(parents=True, exist_ok=True)
+            if mode == "fresh":
+                write_json(self.out / "config.json", self.config)
+            self._restore()
+        from memlab.diffusion.train import checkpoint_steps
+
+        n_seeds, steps = len(self.seeds), self.cfg.steps
+        done = {e["step"] for e in self.history["aggregate"]}
+        t0 = time.perf_counter()
+        with tqdm(total=steps * n_seeds, initial=self._step() * n_seeds, disable=not self.progress,
+                  file=sys.stderr, desc="train", unit="step") as bar:
+            for target in checkpoint_steps(steps, self.cfg.n_checkpoints):
+                if target in done:
+                    continue
+                self.state = self.trainer.advance(self.state, target - self._step(), bar.update)
+                self._checkpoint(target)
+        train_s = time.perf_counter() - t0
+        metrics = self._final()
+        metrics["timing"] = {"seconds": train_s, "seed_mode": self.trainer.mode}
+        if self.out is not None:
+            self._write(metrics)
+        return metrics
+
+    def _step(self) -> int:
+        return int(np.asarray(self.state["step"])[0])
+
+    def _seed_params(self, i: int):
+        from memlab.diffusion.train import unstack
+
+        return unstack(self.state, i)["params"]
+
+    def _checkpoint(self, step: int) -> None:
+        from memlab.diffusion.evaluate import aggregate_entries
+
+        ok = np.asarray(self.state["ok"])
+        entries, flags = [], []
+        for i, s in enumerate(self.seeds):
+            if ok[i]:
+                entry, _, f, _ = self.evaluator(self._seed_params(i), s, step)
+                entries.append(entry)
+                flags.append(f)
+                entry["status"] = "ok"
+            else:
+                entry = {"step": step, "status": "diverged", "memorization_ratio": None, "interval": None}
+            entry["objective"] = float(np.asarray(self.state["loss"])[i])
+            self.history["per_seed"][i].append(entry)
+        agg = aggregate_entries(entries, flags, self.cfg.n_boot, self.seeds[0])
+        self.history["aggregate"].append({**agg, "step": step})
+        if self.out is not None:  # progress first: an entry past the last orbax step is simply recomputed
+            write_json(self.out / "progress.json", self.history)
+            self.ckpts.save(step, self.state)
+
+    # -- final metrics --------------------------------------------------------------------------
+    def _final(self) -> dict:
+        from memlab.metrics.memorization import bootstrap_interval
+        from memlab.metrics.mixture import mixture_diagnostics
+
+        ok = np.asarray(self.state["ok"])
+        diverged_at = np.asarray(self.state["diverged_at"])
+        per_seed, flags, per_t_rows, self.samples = [], [], [], []
+        for i, s in enumerate(self.seeds):
+            rec = {"seed": s, "status": "ok" if ok[i] else "diverged", "checkpoints": self.history["per_seed"][i]}
+            if not ok[i]:
+                rec.update(memorization_ratio=None, interval=None, per_t=[], diverged_at_step=int(diverged_at[i]))
+                per_seed.append(rec)
+                continue
+            params = self._seed_params(i)
+            entry, samples, f, nearest = self.evaluator(params, s, self._step())
+            rec.update(memorization_ratio=entry["memorization_ratio"], interval=entry["interval"],
+                       per_t=self.evaluator.per_t(entry), nearest_index=nearest.tolist())
+            if self.cfg.model == "mixture":
+                numpy_params = {k: np.asarray(v) for k, v in params.items()}
+                rec["mixture"] = mixture_diagnostics(numpy_params, self.dataset.train_NxD, self.dataset.truth)
+            per_seed.append(rec)
+            flags.append(f)
+            per_t_rows.append(rec["per_t"])
+            self.samples.append(samples)
+        status = "ok" if ok.all() else "diverged"
+        out = {"status": status, "memorization_ratio": None, "interval": None, "per_t": [],
+               "checkpoints": self.history["aggregate"], "param_count": self.param_count,
+               "seeds": list(self.seeds), "n_seeds_ok": int(ok.sum()), "model": self.cfg.model,
+               "size": self.cfg.size, "steps": self.cfg.steps, "n_train": self.dataset.n_train,
+               "dim": self.dataset.dim, "per_seed": per_seed}
+        if flags:
+            f = np.stack(flags)
+            out["memorization_ratio"] = float(f.mean())
+            out["interval"] = bootstrap_interval(f, self.cfg.n_boot, seed=self.seeds[0])
+            out["per_t"] = [{k: (float(np.mean([rows[j][k] for rows in per_t_rows]))) for k in per_t_rows[0][j]}
+                            for j in range(len(per_t_rows[0]))]
+        return out
+
+    def _write(self, metrics: dict) -> None:
+        from memlab.diffusion.report import plot_run
+
+        if self.samples:
+            save_npy(self.out / "samples.npy", np.stack(self.samples))
+        plot_run(metrics, self.out)
+        write_json(self.out / "metrics.json", metrics)  # last: its presence marks the run complete
+        self.ckpts.close()

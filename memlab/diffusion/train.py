@@ -1,0 +1,141 @@
+"""Training loop (optax): Adam with global-norm clipping and a linear-warmup-then-linear-decay schedule.
+
+Steps run in a jitted `lax.scan` over a fixed chunk length; each scan step is gated by `i < n_active`, so
+any stretch between two checkpoints reuses one compiled chunk. The state of every seed carries its own
+key and step counter; the key of step s is fold_in(key, s), so a resumed run draws exactly the noise an
+uninterrupted one would. A non-finite loss or parameter freezes that seed at its last finite state and
+records the step (status 'diverged'), instead of training on garbage.
+
+Seeds: 'vmap' trains all seeds in one vectorised chunk (pays off on accelerators), 'sequential' runs
+them one after another (faster on a few CPU cores, see benchmarks/train.py); 'auto' picks by backend."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from memlab.diffusion.objective import training_objective
+from memlab.diffusion.rng import wrap
+
+MAX_CHUNK = 256
+
+
+def lr_schedule(lr: float, steps: int, warmup_frac: float, final_lr: float):
+    """0 -> lr linearly over warmup_frac * steps, then linearly down to final_lr at `steps` (optax)."""
+    warm = int(round(warmup_frac * steps))
+    decay = optax.linear_schedule(lr, final_lr, max(steps - warm, 1))
+    if warm == 0:
+        return decay
+    return optax.join_schedules([optax.linear_schedule(0.0, lr, warm), decay], [warm])
+
+
+def make_optimizer(cfg) -> optax.GradientTransformation:
+    sched = lr_schedule(cfg.lr, cfg.steps, cfg.warmup_frac, cfg.final_lr)
+    return optax.chain(optax.clip_by_global_norm(cfg.clip), optax.adam(sched))
+
+
+def resolve_seed_mode(mode: str) -> str:
+    if mode != "auto":
+        return mode
+    return "sequential" if jax.default_backend() == "cpu" else "vmap"
+
+
+def chunk_length(steps: int, n_checkpoints: int) -> int:
+    return int(min(MAX_CHUNK, max(1, steps // max(n_checkpoints, 1))))
+
+
+def checkpoint_steps(steps: int, n_checkpoints: int) -> list[int]:
+    """Step 0, then log-spaced steps up to `steps` (fewer when they coincide at small step counts)."""
+    pts = np.unique(np.round(np.geomspace(1, steps, max(n_checkpoints - 1, 1))).astype(int))
+    return [0] + [int(p) for p in pts if p > 0] if steps > 0 else [0]
+
+
+def _all_finite(tree) -> jax.Array:
+    leaves = jax.tree_util.tree_leaves(tree)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
+def _select(ok, new, old):
+    return jax.tree_util.tree_map(lambda n, o: jnp.where(ok, n, o), new, old)
+
+
+class Trainer:
+    """Owns the optimizer, the objective and the compiled chunk for one configuration."""
+
+    def __init__(self, den, cfg, train_NxD, grid_T):
+        self.den, self.cfg = den, cfg
+        self.tx = make_optimizer(cfg)
+        self.objective = training_objective(den.x0, cfg.weighting, grid_T, cfg.draws, cfg.batch)
+        self.train_NxD = jnp.asarray(train_NxD, jnp.float32)
+        self.length = chunk_length(cfg.steps, cfg.n_checkpoints)
+        self.mode = resolve_seed_mode(cfg.seed_mode)
+        chunk = self._chunk_fn()
+        self._chunk = jax.jit(jax.vmap(chunk, in_axes=(0, None, None)) if self.mode == "vmap" else chunk)
+
+    def init_state(self, params, key) -> dict:
+        """key: raw key data (memlab.diffusion.rng.key_data), so orbax can store it."""
+        return {"params": params, "opt": self.tx.init(params), "step": jnp.zeros((), jnp.int32),
+                "ok": jnp.ones((), bool), "diverged_at": jnp.full((), -1, jnp.int32), "key": key,
+                "loss": jnp.full((), jnp.nan, jnp.float32)}
+
+    def _chunk_fn(self) -> Callable:
+        tx, objective = self.tx, self.objective
+
+        def step(st, train_NxD):
+            k = jax.random.fold_in(wrap(st["key"]), st["step"])
+            loss, grads = jax.value_and_grad(objective)(st["params"], k, train_NxD)
+            updates, opt = tx.update(grads, st["opt"], st["params"])
+            params = optax.apply_updates(st["params"], updates)
+            finite = jnp.isfinite(loss) & _all_finite(params) & _all_finite(opt)
+            good = st["ok"] & finite
+            return {"params": _select(good, params, st["params"]), "opt": _select(good, opt, st["opt"]),
+                    "step": st["step"] + 1, "ok": good,
+                    "diverged_at": jnp.where(st["ok"] & ~finite, st["step"], st["diverged_at"]),
+                    "key": st["key"], "loss": jnp.where(good, loss, st["loss"])}
+
+        def chunk(state, n_active, train_NxD):
+            def body(st, i):
+                return jax.lax.cond(i < n_active, lambda s: step(s, train_NxD), lambda s: s, st), None
+
+            return jax.lax.scan(body, state, jnp.arange(self.length))[0]
+
+        return chunk
+
+    def advance(self, state_S: dict, n_steps: int, on_steps: Callable[[int], None] | None = None) -> dict:
+        """Run n_steps more steps on every seed of the stacked state (leading axis S)."""
+        n_seeds = int(state_S["step"].shape[0])
+        if self.mode == "vmap":
+            done = 0
+            while done < n_steps:
+                n = min(self.length, n_steps - done)
+                state_S = self._chunk(state_S, jnp.int32(n), self.train_NxD)
+                done += n
+                if on_steps:
+                    on_steps(n * n_seeds)
+            return state_S
+        seeds = [jax.tree_util.tree_map(lambda a: a[i], state_S) for i in range(n_seeds)]
+        for i, st in enumerate(seeds):
+            done = 0
+            while done < n_steps:
+                n = min(self.length, n_steps - done)
+                if bool(st["ok"]):  # a diverged seed stays frozen; just count its steps
+                    st = self._chunk(st, jnp.int32(n), self.train_NxD)
+                else:
+                    st = {**st, "step": st["step"] + n}
+                done += n
+                if on_steps:
+                    on_steps(n)
+            seeds[i] = st
+        return stack(seeds)
+
+
+def stack(states: list) -> dict:
+    return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *states)
+
+
+def unstack(state_S: dict, i: int) -> dict:
+    return jax.tree_util.tree_map(lambda a: a[i], state_S)
