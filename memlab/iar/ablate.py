@@ -39,13 +39,14 @@ class AblateConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for pct in (self.top_pct, *self.sweep):
-            check_range("top k (percent)", pct, 0.0, 100.0, lo_open=True)
-        check_range("factor", self.factor, 0.0, 1.0)
+        check_range("--top", self.top_pct, 0, 100, lo_open=True)
+        for pct in self.sweep:
+            check_range("--sweep values", pct, 0, 100, lo_open=True)
+        check_range("--factor", self.factor, 0, 1)
         for c in self.controls:
-            check_choice("control", c, CONTROLS)
-        check_positive("n_random", self.n_random)
-        check_choice("rank", self.rank, RANKS)
+            check_choice("--controls entry", c, CONTROLS)
+        check_positive("--n-random", self.n_random)
+        check_choice("--rank", self.rank, RANKS)
 
     @property
     def pcts(self) -> list[float]:

@@ -7,6 +7,7 @@ the batch it lands in. Augmentation 0 is the identity, so A = 1 means "no augmen
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,8 +31,15 @@ class AugmentConfig:
         check_range("jitter", self.jitter, 0.0, 0.5)
 
 
-def _params(cfg: AugmentConfig, image_id: int, a: int) -> tuple[int, int, bool, float, float, np.ndarray]:
-    rng = np.random.default_rng([cfg.seed, int(image_id), int(a)])
+def _id_key(image_id) -> int:
+    """Stable integer for an image id (ints as they are; strings by CRC32, the same in every process)."""
+    if isinstance(image_id, (int, np.integer)):
+        return int(image_id)
+    return zlib.crc32(str(image_id).encode())
+
+
+def _params(cfg: AugmentConfig, image_id, a: int) -> tuple[int, int, bool, float, float, np.ndarray]:
+    rng = np.random.default_rng([cfg.seed, _id_key(image_id), int(a)])
     dy, dx = (int(v) for v in rng.integers(-cfg.max_shift, cfg.max_shift + 1, size=2))
     flip = bool(cfg.flip and rng.random() < 0.5)
     bright = float(rng.uniform(-cfg.jitter, cfg.jitter))
@@ -40,7 +48,7 @@ def _params(cfg: AugmentConfig, image_id: int, a: int) -> tuple[int, int, bool, 
     return dy, dx, flip, bright, contrast, shift_3
 
 
-def augment(images_Bx3xHxW: torch.Tensor, image_ids: np.ndarray | list[int], a: int,
+def augment(images_Bx3xHxW: torch.Tensor, image_ids: np.ndarray | list, a: int,
             cfg: AugmentConfig) -> torch.Tensor:
     """Augmentation number `a` of each image (pixels in [0, 1] in and out)."""
     if a == 0:

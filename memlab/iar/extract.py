@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from memlab.errors import check_positive, check_range
+from memlab.errors import UsageError, check_positive, check_range
 from memlab.iar.interface import IARModel
 
 
@@ -51,18 +51,28 @@ def default_prefix(model: IARModel) -> int:
     return max(1, model.seq_len // 4)
 
 
-def generated_positions(model: IARModel, prefix: int) -> slice:
-    """Token positions that a continuation from `prefix` has to produce."""
+def generated_positions(model: IARModel, prefix: int) -> torch.Tensor:
+    """Bool L: token positions that a continuation from `prefix` has to produce."""
+    keep_L = torch.ones(model.seq_len, dtype=torch.bool)
     if model.arch == "next-scale":
         slices = model.scale_slices()
-        return slice(slices[min(prefix, len(slices) - 1)].start, model.seq_len)
-    return slice(prefix, model.seq_len)
+        keep_L[:slices[min(prefix, len(slices) - 1)].start] = False
+    elif callable(getattr(model, "revealed_mask", None)):  # masked models reveal in their own fixed order
+        keep_L = ~model.revealed_mask(prefix).cpu()
+    else:
+        keep_L[:prefix] = False
+    return keep_L
 
 
-def scored_positions(model: IARModel, prefix: int) -> slice:
-    """Positions whose teacher-forced accuracy ranks candidates (the finest scale for next-scale)."""
+def scored_positions(model: IARModel, prefix: int) -> torch.Tensor:
+    """Bool L: positions whose teacher-forced accuracy ranks candidates: the finest scale (next-scale),
+    the positions the model predicts in teacher forcing (masked), the tokens after the prefix (raster)."""
     if model.arch == "next-scale":
-        return model.scale_slices()[-1]
+        keep_L = torch.zeros(model.seq_len, dtype=torch.bool)
+        keep_L[model.scale_slices()[-1]] = True
+        return keep_L
+    if model.arch == "masked" and callable(getattr(model, "scored_positions", None)):
+        return model.scored_positions().cpu()
     return generated_positions(model, prefix)
 
 
@@ -82,10 +92,10 @@ def decode_all(model: IARModel, tokens_BxL: torch.Tensor, batch_size: int = 64) 
 
 
 def teacher_forced_accuracy(model: IARModel, tokens_BxL: torch.Tensor, labels_B: torch.Tensor,
-                            positions: slice, batch_size: int = 64) -> np.ndarray:
+                            positions_L: torch.Tensor, batch_size: int = 64) -> np.ndarray:
     def acc(t, y):
         pred_BxL = model.teacher_forced_logits(t, y).argmax(-1)
-        return (pred_BxL[:, positions] == t[:, positions]).float().mean(1)
+        return (pred_BxL[:, positions_L] == t[:, positions_L]).float().mean(1)
     with torch.no_grad():
         return _batched(acc, len(tokens_BxL), batch_size, tokens_BxL, labels_B).numpy()
 
@@ -131,6 +141,7 @@ class ExtractResult:
     threshold: float
     heldout_sim: np.ndarray
     prefix: int
+    train_acc: np.ndarray  # teacher-forced accuracy of every training row (the ranking score)
 
     @property
     def n_extracted(self) -> int:
@@ -160,6 +171,10 @@ def extract(model: IARModel, train_tokens_NxL: torch.Tensor, train_labels_N: tor
     if hasattr(model, "eval"):
         model.eval()
     prefix = cfg.prefix if cfg.prefix is not None else default_prefix(model)
+    limit = len(model.scale_slices()) if model.arch == "next-scale" else model.seq_len
+    if not 1 <= prefix < limit:
+        unit = "scales" if model.arch == "next-scale" else "tokens"
+        raise UsageError(f"--prefix must be in [1, {limit - 1}] {unit} for this {model.arch} model, got {prefix}")
     order, acc_N = rank_candidates(model, train_tokens_NxL, train_labels_N, prefix, cfg.batch_size)
     if candidates is None:
         candidates = order[:cfg.n_candidates]
@@ -176,7 +191,7 @@ def extract(model: IARModel, train_tokens_NxL: torch.Tensor, train_labels_N: tor
                           "image_id": np.asarray(train_ids)[cand.numpy()], "tf_acc": acc_N[cand.numpy()],
                           "token_match": match, "pixel_sim": sim, "nn_ratio": nn,
                           "extracted": (sim > threshold) & (nn < cfg.nn_ratio)})
-    return ExtractResult(table=table, threshold=threshold, heldout_sim=heldout_sim, prefix=prefix)
+    return ExtractResult(table=table, threshold=threshold, heldout_sim=heldout_sim, prefix=prefix, train_acc=acc_N)
 
 
 def unique_rows(image_ids: np.ndarray) -> np.ndarray:

@@ -1,8 +1,8 @@
 """Sample quality of an IAR model: held-out token NLL (nats per token, teacher forced) and a Frechet
 distance between generated and held-out images in a feature space.
 
-Features: the model's `encoder_features(images) -> B x F` when it has one (the tokenizer encoder's
-pre-quantization output, flattened), otherwise 8x8 average-pooled pixels. The features are projected on
+Features: the model's `encoder_features(images)` if it has one, else its attached tokenizer's
+`encode_latent(images)` (the encoder's pre-quantization output, flattened), else 8x8 average-pooled pixels. The features are projected on
 the top `pca_dim` principal directions of the held-out features before the Frechet distance, because a
 few dozen samples cannot estimate a full covariance in hundreds of dimensions.
 """
@@ -46,8 +46,21 @@ def heldout_nll(model: IARModel, tokens_BxL: torch.Tensor, labels_B: torch.Tenso
     return total / count
 
 
+def _encoder(model: IARModel):
+    """The model's encoder_features, else its attached tokenizer's encode_latent, else None."""
+    fn = getattr(model, "encoder_features", None)
+    if callable(fn):
+        return fn
+    try:
+        tokenizer = model.tokenizer
+    except (AttributeError, RuntimeError):  # no tokenizer attached
+        return None
+    fn = getattr(tokenizer, "encode_latent", None)
+    return fn if callable(fn) else None
+
+
 def image_features(model: IARModel, images_Bx3xHxW: torch.Tensor) -> np.ndarray:
-    enc = getattr(model, "encoder_features", None)
+    enc = _encoder(model)
     with torch.no_grad():
         feats = enc(images_Bx3xHxW) if callable(enc) else F.adaptive_avg_pool2d(images_Bx3xHxW.float(), 8)
     return feats.flatten(1).double().numpy()

@@ -1,0 +1,159 @@
+"""localize -> extract -> ablate on a model and its data, writing tables, figures and metrics.json into
+an output directory (the commands use RUN/localize, RUN/extract, RUN/ablate). Works on any IARModel:
+the commands load a run directory with `load_run`, tests and the notebook pass a fake model.
+
+Planted duplicates (training rows whose id is `<id>#copy<r>`) are folded into their original: every
+training image counts once, and its number of copies is kept to check that extraction finds them first.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from memlab.iar import report
+from memlab.iar.ablate import AblateConfig, AblationData, config_dict, run_ablation, summarize
+from memlab.iar.extract import ExtractConfig, extract, tokenize_all
+from memlab.iar.interface import IARModel
+from memlab.iar.quality import QualityConfig
+from memlab.iar.unitmem import UnitMemConfig, aggregate, compute_unitmem, unit_scores
+from memlab.io import _atomic, read_json, save_npy, write_json, write_text
+
+
+@dataclass
+class RunData:
+    """Unique training images with their copy counts, and held-out images; pixels in [0, 1]."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    train_ids: np.ndarray  # str
+    copies: np.ndarray  # how many times each image appears in the training set
+    heldout_images: torch.Tensor
+    heldout_labels: torch.Tensor
+
+    @property
+    def duplicated_ids(self) -> set:
+        return set(self.train_ids[self.copies > 1].tolist())
+
+
+def fold_duplicates(train_images, train_labels, heldout_images, heldout_labels, ids) -> RunData:
+    base = np.array([str(i).split("#copy")[0] for i in ids])
+    uniq, first, counts = np.unique(base, return_index=True, return_counts=True)
+    order = np.argsort(first)
+    rows = torch.as_tensor(first[order])
+    return RunData(train_images[rows], train_labels[rows], uniq[order], counts[order], heldout_images, heldout_labels)
+
+
+def _table_to_stderr(title: str, df: pd.DataFrame) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=title)
+    for c in df.columns:
+        t.add_column(str(c))
+    for row in df.itertuples(index=False):
+        t.add_row(*[f"{v:.3g}" if isinstance(v, float) else str(v) for v in row])
+    Console(stderr=True).print(t)
+
+
+def localize(model: IARModel, data: RunData, cfg: UnitMemConfig, out: Path, progress: bool = True) -> dict:
+    table = compute_unitmem(model, data.train_images, data.train_labels, data.train_ids, cfg, progress)
+    per_block, per_sb = aggregate(table, cfg.top_pct)
+    buf = io.BytesIO()
+    table.to_parquet(buf)
+    _atomic(out / "unitmem.parquet", lambda f: f.write(buf.getvalue()))
+    write_text(out / "per_block.csv", per_block.to_csv(index=False))
+    write_text(out / "per_scale_block.csv", per_sb.to_csv(index=False))
+    report.plot_unitmem(per_block, per_sb, out / "unitmem.png", f"UnitMem ({model.arch})")
+    units = unit_scores(table)
+    top = units.nlargest(max(1, int(round(len(units) * cfg.top_pct / 100))), "score")
+    dup = data.duplicated_ids
+    metrics = {
+        "arch": model.arch, "n_images": len(data.train_ids), "n_units": len(units), "n_rows": len(table),
+        "mean_score": float(units["score"].mean()), "top_pct": cfg.top_pct,
+        "top_mean_score": float(top["score"].mean()),
+        "top_kstar_duplicated_share": float(top["image_id"].isin(dup).mean()) if dup else None,
+        "duplicated_share_of_images": len(dup) / len(data.train_ids),
+        "per_block": per_block.to_dict(orient="list"), "per_scale_block": per_sb.to_dict(orient="list")}
+    write_json(out / "config.json", {"unitmem": asdict(cfg)})
+    write_json(out / "metrics.json", metrics)
+    _table_to_stderr(f"UnitMem per block ({model.arch})", per_block)
+    return metrics
+
+
+def _auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
+    """P(score of a positive > score of a negative), ties counting half (Mann-Whitney)."""
+    pos, neg = scores[positive], scores[~positive]
+    if not len(pos) or not len(neg):
+        return None
+    greater = (pos[:, None] > neg[None, :]).mean()
+    ties = (pos[:, None] == neg[None, :]).mean()
+    return float(greater + 0.5 * ties)
+
+
+def extraction(model: IARModel, data: RunData, cfg: ExtractConfig, out: Path) -> dict:
+    tr = tokenize_all(model, data.train_images, cfg.batch_size)
+    ho = tokenize_all(model, data.heldout_images, cfg.batch_size)
+    res = extract(model, tr, data.train_labels, data.train_ids, ho, data.heldout_labels, cfg)
+    acc_N = res.train_acc
+    is_dup_N = data.copies > 1
+    table = res.table.assign(copies=data.copies[res.table["index"].to_numpy()])
+    write_text(out / "candidates.csv", table.to_csv(index=False))
+    save_npy(out / "heldout_sim.npy", res.heldout_sim)
+    report.plot_extraction(table, res.heldout_sim, res.threshold, out / "extraction.png", data.duplicated_ids)
+    s = res.summary()
+    s.update({
+        "arch": model.arch, "fpr": cfg.fpr, "nn_ratio": cfg.nn_ratio, "n_images": len(data.train_ids),
+        "n_duplicated": int(is_dup_N.sum()),
+        "duplicated_in_candidates": int((table["copies"] > 1).sum()),
+        "duplicated_extracted": int(((table["copies"] > 1) & table["extracted"]).sum()),
+        "duplicated_rank_auc": _auc(acc_N, is_dup_N),  # 1.0: every duplicate outranks every other image
+        "train_tf_acc_mean": float(acc_N.mean())})
+    write_json(out / "config.json", {"extract": asdict(cfg)})
+    write_json(out / "metrics.json", s)
+    _table_to_stderr(f"extraction ({model.arch}): {s['n_extracted']}/{s['n_candidates']} extracted",
+                     table.head(10)[["rank", "image_id", "copies", "tf_acc", "token_match", "pixel_sim", "extracted"]])
+    return s
+
+
+def load_units(model: IARModel, data: RunData, localize_dir: Path, progress: bool = True) -> pd.DataFrame:
+    """UnitMem per unit from localize_dir/unitmem.parquet; computed there (default config) when missing."""
+    path = localize_dir / "unitmem.parquet"
+    if not path.is_file():
+        localize_dir.mkdir(parents=True, exist_ok=True)
+        localize(model, data, UnitMemConfig(), localize_dir, progress)
+    return unit_scores(pd.read_parquet(path))
+
+
+def ablation(model: IARModel, data: RunData, units: pd.DataFrame, cfg: AblateConfig, ext_cfg: ExtractConfig,
+             q_cfg: QualityConfig, out: Path, progress: bool = True) -> dict:
+    """Resumable: rows of finished conditions live in out/rows.json, reused when the config matches."""
+    config = {"ablate": config_dict(cfg), "extract": asdict(ext_cfg), "quality": asdict(q_cfg)}
+    rows_file, cfg_file = out / "rows.json", out / "config.json"
+    done = {}
+    if rows_file.is_file() and cfg_file.is_file() and read_json(cfg_file) == config:
+        done = read_json(rows_file)
+    write_json(cfg_file, config)
+
+    def save(row: dict) -> None:
+        done[row["key"]] = row
+        write_json(rows_file, done)
+
+    abl = AblationData(tokenize_all(model, data.train_images), data.train_labels, data.train_ids,
+                       tokenize_all(model, data.heldout_images), data.heldout_labels, data.heldout_images)
+    df = run_ablation(model, units, abl, cfg, ext_cfg, q_cfg, done=done, on_row=save, progress=progress)
+    write_text(out / "ablation.csv", df.drop(columns=["candidates"], errors="ignore").to_csv(index=False))
+    report.plot_ablation(df, out / "ablation.png", cfg.factor)
+    report.plot_block_ablation(df, out / "blocks.png")
+    s = summarize(df, cfg.top_pct)
+    s.update({"arch": model.arch, "top_pct": cfg.top_pct, "factor": cfg.factor, "n_candidates": ext_cfg.n_candidates})
+    write_json(out / "metrics.json", s)
+    head = df[np.isclose(df["pct"], cfg.top_pct) | (df["condition"] == "baseline")]
+    _table_to_stderr(f"ablation ({model.arch}), k = {cfg.top_pct:g}%, factor {cfg.factor:g}",
+                     head[["condition", "pct", "draw", "block", "n_edited", "n_extracted", "nll", "fd"]])
+    return s
