@@ -35,22 +35,29 @@ def train_cell(data_cfg: DataConfig, train_fields: dict[str, Any], out_dir: Path
     return train_and_evaluate(data_cfg, cfg, out_dir=out_dir, resume=resume, progress=False)
 
 
-def resolve_predict(fields: dict[str, Any], train: dict[str, Any]) -> dict[str, Any]:
-    """CrossoverConfig fields, defaults filled in; the weighting defaults to the training weighting, so that
-    the prediction is about the objective the models were trained on."""
+def resolve_predict(fields: dict[str, Any], train: dict[str, Any], data_cfg: DataConfig) -> dict[str, Any]:
+    """CrossoverConfig fields, defaults filled in. Unless [predict] says otherwise, the prediction uses the
+    training weighting and time grid (it is about the objective the models were trained on), and at most
+    N model sizes."""
     from memlab.crossover.predict import CrossoverConfig
 
     values = dict(fields)
     inherited = "weighting" not in values and train.get("weighting") is not None
     if inherited:
         values["weighting"] = train["weighting"]
+    if "time_points" not in values and train.get("grid_points"):
+        values["time_points"] = int(train["grid_points"])
+    if "grid" not in values:
+        values["grid"] = min(CrossoverConfig.grid, data_cfg.n_train)
     try:
-        return dataclasses.asdict(from_dict(CrossoverConfig, values, "[predict]"))
+        cfg = from_dict(CrossoverConfig, values, "[predict]")
+        cfg.check_against(data_cfg)
     except UsageError as e:
         if not inherited:
             raise
-        raise UsageError(f"the crossover has no training weighting {train['weighting']!r} ({e}); "
-                         "set [predict] weighting explicitly") from None
+        raise UsageError(f"{e} (the weighting {train['weighting']!r} comes from [train]; set [predict] "
+                         "weighting to one the crossover knows)") from None
+    return dataclasses.asdict(cfg)
 
 
 def predict_data(data_cfg: DataConfig, predict_fields: dict[str, Any]) -> dict:

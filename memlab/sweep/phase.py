@@ -104,7 +104,9 @@ def summarize(table: pd.DataFrame, predictions: dict[str, dict | None], n_boot: 
         rec = {"data_key": key, **{c: _plain(first[c]) for c in DATA_COLUMNS}}
         obs = observed_transition(group, n_boot=n_boot, seed=seed)
         pred = predictions.get(key) or {}
-        p, p_int = pred.get("m_star_over_n"), list(pred.get("interval") or [None, None])
+        # the crossover reports NaN where the losses never cross: None here, like every missing number
+        p = _finite_or_none(pred.get("m_star_over_n"))
+        p_int = [_finite_or_none(v) for v in (pred.get("interval") or [None, None])]
         rec["observed"] = obs
         rec["predicted"] = {"m_over_n": p, "interval": p_int, "error": pred.get("error")}
         rec["prediction_in_interval"] = _within(p, *obs.get("interval", [None, None]), obs.get("interval_open", [True, True])) \

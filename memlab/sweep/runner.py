@@ -142,7 +142,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, *, backend: str = "local", w
     if workers < 1:
         raise UsageError(f"--workers must be >= 1, got {workers}")
     coarse = plan(spec, resolve_train)
-    pred_cfgs = {data_key(c.data): resolve_predict(spec.predict, c.train) for c in coarse}
+    pred_cfgs = {data_key(c.data): resolve_predict(spec.predict, c.train, c.data) for c in coarse}
     store = SweepStore(out_dir)
     store.check_spec(spec.to_json())
 
@@ -171,6 +171,7 @@ def _run_stage(cells: list[Cell], store: SweepStore, backend, workers, address, 
             or (retry_failed and store.cell_status(c.cell_id) == "failed")]
     bar.total += len(cells)
     bar.update(len(cells) - len(todo))
+    bar.refresh()
     if not todo:
         return
     tasks = [(c, store.runs_dir / c.cell_id if save_runs else None) for c in todo]

@@ -17,7 +17,7 @@ def resolve_train(fields: dict) -> dict:
     return {"steps": 10, "samples": 64, "weighting": "eps", "seeds": 1, **fields}
 
 
-def resolve_predict(fields: dict, train: dict) -> dict:
+def resolve_predict(fields: dict, train: dict, data_cfg) -> dict:
     return {"weighting": train.get("weighting"), **fields}
 
 

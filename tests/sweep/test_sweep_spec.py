@@ -81,3 +81,18 @@ def test_refined_sizes_fill_the_bracket_only():
     assert refined_sizes(sizes, [0.0, 0.0, 0.3, 0.5, 0.8], 3) == []  # never reaches 0.9
     assert refined_sizes(sizes, [0.5, 0.6, 0.7, 0.95, 1.0], 3) == []  # never below 0.1
     assert refined_sizes([10, 11], [0.0, 1.0], 3) == []  # no integer room
+
+
+def test_prediction_config_follows_the_training_objective():
+    from memlab.config import DataConfig
+    from memlab.sweep.cells import resolve_predict, resolve_train
+
+    data = DataConfig(dim=5, components=2, n_train=20)
+    train = resolve_train({"model": "mixture", "size": 4, "grid_points": 11})
+    pred = resolve_predict({}, train, data)
+    assert pred["grid"] == 20 and pred["time_points"] == 11 and pred["weighting"] == train["weighting"] == "eps"
+    assert resolve_predict({"weighting": "x0-uniform", "grid": 7}, train, data)["grid"] == 7
+    with pytest.raises(UsageError, match="comes from \\[train\\]; set \\[predict\\] weighting"):
+        resolve_predict({}, resolve_train({"model": "mixture", "size": 4, "weighting": "min-snr"}), data)
+    with pytest.raises(UsageError, match="--grid must be <= --n-train"):
+        resolve_predict({"grid": 21}, train, data)
