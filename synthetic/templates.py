@@ -60,6 +60,9 @@ def _resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
     return top * (1 - fy) + bot * fy
 
 
+_OFFSETS = [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (1, 1), (-1, 1), (1, -1)]
+
+
 def procedural_templates(k: int, height: int = 15, width: int = 15) -> np.ndarray:
     """K deterministic grayscale shapes (K x H x W in [0, 1]): discs, rings, squares, crosses, triangles,
     diamonds, bars and checkers, with sizes and positions varying by index so any K is distinct."""
@@ -69,8 +72,9 @@ def procedural_templates(k: int, height: int = 15, width: int = 15) -> np.ndarra
     shapes = []
     for i in range(k):
         kind, level = i % 8, i // 8
-        s = 0.85 - 0.12 * (level % 4)  # size
-        dy, dx = 0.15 * ((level // 4) % 3 - 1), 0.15 * ((level // 12) % 3 - 1)
+        s = 0.85 - 0.2 * ((level // 9) % 3)  # size
+        oy, ox = _OFFSETS[level % 9]
+        dy, dx = 0.2 * oy, 0.2 * ox
         a, b = u - dy, v - dx
         r = np.sqrt(a**2 + b**2)
         if kind == 0:

@@ -1,0 +1,69 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from memlab.cli import main
+
+FAST = ["--dim", "6", "--n-train", "24", "--draws", "4", "--repeats", "2", "--grid", "6", "--bootstrap", "50"]
+
+
+def test_predict_json_and_plot(tmp_path, capsys):
+    png = tmp_path / "figs" / "cross.png"
+    assert main(["crossover", "predict", *FAST, "--json", "--plot", str(png), "--out", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr()
+    r = json.loads(out.out)
+    for key in ("config", "m_star", "m_star_over_n", "interval", "weighting", "per_t", "curve", "approximations"):
+        assert key in r
+    assert r["config"]["data"]["n_train"] == 24 and r["weighting"] == "x0-uniform"
+    assert {"m", "loss_pmem", "loss_pmem_lo", "loss_pmem_hi"} <= set(r["curve"][0])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((tmp_path / "r.json").read_text())["m_star"] == r["m_star"]
+    assert "M*/N" in out.err  # the human table goes to stderr
+
+
+def test_templates_from_user_file(tmp_path, capsys):
+    np.save(tmp_path / "tpl.npy", np.random.default_rng(0).random((3, 6, 6)))
+    args = ["crossover", "predict", "--data", "templates", "--template-source", str(tmp_path / "tpl.npy"),
+            "--components", "3", "--n-train", "20", "--draws", "4", "--repeats", "2", "--grid", "5",
+            "--bootstrap", "20", "--json"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["dim"] == 3 * 6 * 6
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--dim", "-3"], "--dim"),
+    (["--n-train", "0"], "--n-train"),
+    (["--components", "200"], "--components"),
+    (["--data", "mnist"], "--data"),
+    (["--weighting", "huber"], "weighting"),
+    (["--grid", "101"], "--grid"),
+    (["--data", "templates", "--template-source", "/no/such/file.npy"], "does not exist"),
+    (["--data", "templates", "--template-source", "BAD_SHAPE"], "shape"),
+])
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, args, needle):
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros((4, 5)))
+    args = [str(bad) if a == "BAD_SHAPE" else a for a in args]
+    out_dir = tmp_path / "out"
+    code = main(["crossover", "predict", *args, "--plot", str(out_dir / "p.png"), "--out", str(out_dir / "r.json")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not out_dir.exists()
+
+
+def test_help_imports_no_framework():
+    code = ("import sys; from memlab.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print([m for m in ('jax', 'torch', 'flax', 'diffusers') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_console_script_exit_status(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "memlab", "crossover", "predict", "--draws", "-1"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and proc.stdout == ""
