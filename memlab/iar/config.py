@@ -55,13 +55,13 @@ class IARTrainConfig:
     tokenizer_lr: float = 2e-3
     weight_decay: float = 0.01
     warmup_frac: float = 0.05
-    width: int = 128
-    depth: int = 4
+    width: int = 64
+    depth: int = 3
     heads: int = 4
     mlp_ratio: int = 4
     codebook_size: int = 256
     latent_channels: int = 16
-    tokenizer_channels: tuple[int, ...] = (32, 64, 64)  # 3 encoder blocks: 2 downsamplings, factor 4
+    tokenizer_channels: tuple[int, ...] = (16, 32, 32)  # 3 encoder blocks: 2 downsamplings, factor 4
     scales: tuple[int, ...] = (1, 2, 3, 4)  # multi-scale token maps; the last must equal size / 4
     seed: int = 0
 

@@ -44,8 +44,8 @@ def load_run(path: str | Path):
             raise UsageError(f"{run} has no trained {part} yet (missing {run / part}); finish it with "
                              f"`memlab iar train --out {run} --resume`")
     try:
-        tok = ImageTokenizer.from_pretrained(run / "tokenizer")
-        model = MODEL_CLASSES[cfg.train.arch].from_pretrained(run / "model")
+        tok = ImageTokenizer.from_pretrained(run / "tokenizer", low_cpu_mem_usage=False)
+        model = MODEL_CLASSES[cfg.train.arch].from_pretrained(run / "model", low_cpu_mem_usage=False)
     except (OSError, ValueError, KeyError) as e:
         raise UsageError(f"cannot load the checkpoint in {run}: {str(e).splitlines()[0]}") from None
     model.attach_tokenizer(tok.eval())

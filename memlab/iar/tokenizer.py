@@ -122,6 +122,13 @@ class ImageTokenizer(ModelMixin, ConfigMixin):
         return self.decode_latent(self.latent_from_tokens(tokens_BxL, n_scales))
 
     @torch.no_grad()
+    def init_codebook(self, images_Bx3xHxW: torch.Tensor, generator: torch.Generator) -> None:
+        """Put every code on a random encoder residual of these images (the default uniform init near 0 often
+        collapses onto a handful of codes)."""
+        residuals = self.quantize(self.encode_latent(images_Bx3xHxW))[3]
+        self.restart_dead_codes(torch.zeros(len(self.codebook), dtype=torch.bool), residuals, generator)
+
+    @torch.no_grad()
     def restart_dead_codes(self, used_V: torch.Tensor, residuals_NxC: torch.Tensor, generator: torch.Generator) -> int:
         """Move codes no token used in the last epoch onto random residual vectors (avoids codebook collapse)."""
         dead = (~used_V).nonzero().flatten()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from memlab.iar.interface import IARModel, UnitSpec
@@ -60,6 +61,23 @@ class TokenizedIAR(IARModel):
             raise ValueError(f"tokens must be B x {self.seq_len}, got {tuple(tokens_BxL.shape)}")
         if labels_B.shape != tokens_BxL.shape[:1]:
             raise ValueError(f"labels must be B = {tokens_BxL.shape[0]}, got {tuple(labels_B.shape)}")
+
+    def scored_positions(self) -> torch.Tensor:
+        """Bool L: positions whose teacher-forced logits are predictions (all, for autoregressive models)."""
+        return torch.ones(self.seq_len, dtype=torch.bool, device=self.device)
+
+    def token_nll(self, tokens_BxL: torch.Tensor, labels_B: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced (NLL in nats, top-1 accuracy) per sample, over the scored positions: two tensors B."""
+        logits_BxLxV = self.teacher_forced_logits(tokens_BxL, labels_B)
+        nll_BxL = F.cross_entropy(logits_BxLxV.transpose(1, 2), tokens_BxL, reduction="none")
+        hit_BxL = (logits_BxLxV.argmax(-1) == tokens_BxL).float()
+        keep = self.scored_positions()
+        return nll_BxL[:, keep].mean(1), hit_BxL[:, keep].mean(1)
+
+    def training_loss(self, tokens_BxL: torch.Tensor, labels_B: torch.Tensor, generator: torch.Generator):
+        """Mean next-token (next-scale) cross entropy, nats."""
+        logits_BxLxV = self(tokens_BxL, labels_B)
+        return F.cross_entropy(logits_BxLxV.reshape(-1, logits_BxLxV.shape[-1]), tokens_BxL.reshape(-1))
 
     @staticmethod
     def mlp_units(blocks: nn.ModuleList, path: str) -> "OrderedDict[str, UnitSpec]":

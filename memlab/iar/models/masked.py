@@ -16,6 +16,7 @@ import math
 from collections import OrderedDict
 
 import torch
+import torch.nn.functional as F
 from diffusers import AmusedScheduler, ModelMixin, UVit2DModel
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from torch import nn
@@ -81,9 +82,20 @@ class MaskedTokenModel(ModelMixin, ConfigMixin, TokenizedIAR):
         onehot = torch.full_like(logits, -1e4).scatter(-1, tokens_BxL[..., None], 0.0)
         return torch.where(shown_L[None, :, None], onehot, logits)
 
-    def masked_positions_for_nll(self) -> torch.Tensor:
-        """Bool L: positions whose teacher-forced logits are predictions (the masked half)."""
+    def scored_positions(self) -> torch.Tensor:
+        """Bool L: the masked half, whose teacher-forced logits are predictions."""
         return ~self.revealed_mask(self.seq_len // 2)
+
+    def training_loss(self, tokens_BxL: torch.Tensor, labels_B: torch.Tensor, generator: torch.Generator):
+        """aMUSEd objective: mask each sample's tokens with probability cos(pi/2 u), u ~ U(0, 1) (at least one),
+        cross entropy on the masked positions."""
+        B, L = tokens_BxL.shape
+        ratio_B = torch.cos(torch.rand(B, generator=generator) * math.pi / 2)
+        masked_BxL = torch.rand(B, L, generator=generator) < ratio_B[:, None]
+        masked_BxL[torch.arange(B), torch.randint(L, (B,), generator=generator)] = True
+        masked_BxL = masked_BxL.to(tokens_BxL.device)
+        logits_BxLxV = self(torch.where(masked_BxL, self.mask_id, tokens_BxL), labels_B)
+        return F.cross_entropy(logits_BxLxV[masked_BxL], tokens_BxL[masked_BxL])
 
     def _n_masked_after(self, step: int, steps: int) -> int:
         """Cosine schedule of AmusedScheduler: tokens still masked after `step` of `steps`."""

@@ -1,0 +1,202 @@
+"""Train an IAR run: the tokenizer first, then the model (AdamW, linear warmup + cosine decay), each epoch
+checkpointed so that `resume=True` continues from the last finished epoch with the same final numbers.
+
+Every random draw of epoch e of a stage comes from a generator seeded by (seed, stage, e), so an epoch does
+not depend on whether the run was interrupted before it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from diffusers.optimization import get_cosine_schedule_with_warmup
+from tqdm import tqdm
+
+from memlab.errors import UsageError
+from memlab.iar.checkpoint import latest_epoch, load_stage, save_stage
+from memlab.iar.config import RunConfig
+from memlab.iar.data import image_set_tensors
+from memlab.iar.load import read_run_config
+from memlab.iar.models import MODEL_CLASSES
+from memlab.iar.tokenizer import ImageTokenizer
+from memlab.io import read_json, write_json
+
+STAGES = ("tokenizer", "model")
+
+
+def epoch_generator(seed: int, stage: str, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + STAGES.index(stage) * 10_007 + epoch)
+
+
+def build_tokenizer(cfg: RunConfig) -> ImageTokenizer:
+    t = cfg.train
+    scales = tuple(t.scales) if t.arch == "next-scale" else (cfg.data.size // 4,)
+    return ImageTokenizer(sample_size=cfg.data.size, scales=scales, codebook_size=t.codebook_size,
+                          latent_channels=t.latent_channels, block_out_channels=tuple(t.tokenizer_channels))
+
+
+def build_model(cfg: RunConfig, num_classes: int):
+    t = cfg.train
+    common = dict(vocab_size=t.codebook_size, num_classes=num_classes, width=t.width, depth=t.depth,
+                  heads=t.heads, mlp_ratio=t.mlp_ratio)
+    grid = cfg.data.size // 4
+    if t.arch == "next-scale":
+        return MODEL_CLASSES[t.arch](scales=tuple(t.scales), **common)
+    if t.arch == "raster":
+        return MODEL_CLASSES[t.arch](seq_len=grid * grid, **common)
+    return MODEL_CLASSES[t.arch](grid=grid, image_size=cfg.data.size, reveal_seed=t.seed, **common)
+
+
+def _batches(n: int, batch_size: int, g: torch.Generator):
+    perm = torch.randperm(n, generator=g)
+    return [perm[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+@torch.no_grad()
+def _eval_tokenizer(tok: ImageTokenizer, train_x, heldout_x) -> dict:
+    tok.eval()
+    out = {}
+    for name, x in (("train", train_x), ("heldout", heldout_x)):
+        tokens = torch.cat([tok.tokenize(x[i:i + 256]) for i in range(0, len(x), 256)])
+        recon = torch.cat([tok.decode(tokens[i:i + 256]) for i in range(0, len(x), 256)])
+        out[f"{name}_mse"] = float(F.mse_loss(recon, x))
+        if name == "train":
+            out["codes_used"] = int(tokens.unique().numel())
+    tok.train()
+    return out
+
+
+@torch.no_grad()
+def _eval_model(model, tr, ho) -> dict:
+    model.eval()
+    out = {}
+    for name, (tokens, labels) in (("train", tr), ("heldout", ho)):
+        nll, acc = model.token_nll(tokens, labels)
+        out[f"{name}_nll"], out[f"{name}_acc"] = float(nll.mean()), float(acc.mean())
+    model.train()
+    return out
+
+
+class _Stage:
+    """One optimisation stage: fresh or restored module, AdamW + warmup/cosine, per-epoch checkpoint."""
+
+    def __init__(self, run: Path, name: str, cls, fresh, lr: float, cfg: RunConfig, steps_per_epoch: int,
+                 epochs: int):
+        self.dir, self.name, self.epochs = run / "state" / name, name, epochs
+        t = cfg.train
+        total = max(1, steps_per_epoch * epochs)
+        opt_factory = lambda m: torch.optim.AdamW(m.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=t.weight_decay)
+        sched_factory = lambda o: get_cosine_schedule_with_warmup(o, int(t.warmup_frac * total), total)
+        if latest_epoch(self.dir) > 0:
+            self.module, self.opt, self.sched, self.start = load_stage(self.dir, cls, opt_factory, sched_factory)
+        else:
+            torch.manual_seed(t.seed + STAGES.index(name))  # initial weights
+            self.module = fresh()
+            self.opt, self.start = opt_factory(self.module), 0
+            self.sched = sched_factory(self.opt)
+        self.module.train()
+
+    def step(self, loss: torch.Tensor) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.module.parameters(), 1.0)
+        self.opt.step()
+        self.sched.step()
+
+    def finish(self, run: Path) -> None:
+        """Publish the final weights as run/<name> (save to a temporary folder, then rename)."""
+        tmp = run / f".{self.name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.module.save_pretrained(tmp, safe_serialization=True)
+        shutil.rmtree(run / self.name, ignore_errors=True)
+        os.replace(tmp, run / self.name)
+
+
+def _prepare(run: Path, cfg: RunConfig, resume: bool) -> dict:
+    """Validate the output directory before anything is written; -> metrics so far."""
+    if resume:
+        if not (run / "config.json").is_file():
+            raise UsageError(f"nothing to resume in {run} (no config.json); drop --resume to start a new run")
+        stored = read_run_config(run)
+        if stored != cfg:
+            a, b = stored.to_dict(), cfg.to_dict()
+            diff = next(f"{s}.{k}" for s in a for k in a[s] if a[s][k] != b[s][k])
+            raise UsageError(f"--resume needs the run's own settings; {diff} differs from {run / 'config.json'}")
+        return read_json(run / "metrics.json") if (run / "metrics.json").is_file() else {}
+    if run.exists() and any(run.iterdir()):
+        raise UsageError(f"--out {run} is not empty; pass --resume to continue that run or choose a new directory")
+    return {}
+
+
+def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = True) -> dict:
+    """Train tokenizer then model into run directory `out`; -> metrics dict (also in out/metrics.json)."""
+    run = Path(out)
+    metrics = _prepare(run, cfg, resume)
+    train_x, train_y, heldout_x, heldout_y, _ = image_set_tensors(cfg.data)  # data errors before any write
+    run.mkdir(parents=True, exist_ok=True)
+    write_json(run / "config.json", cfg.to_dict())
+    t = cfg.train
+    n_batches = len(range(0, len(train_x), t.batch_size))
+    metrics.setdefault("tokenizer", [])
+    metrics.setdefault("model", [])
+
+    # --- stage 1: tokenizer (reconstruction MSE + VQ codebook/commitment loss) ---
+    if not (run / "tokenizer" / "config.json").is_file():
+        st = _Stage(run, "tokenizer", ImageTokenizer, lambda: build_tokenizer(cfg), t.tokenizer_lr, cfg,
+                    n_batches, t.tokenizer_epochs)
+        metrics["tokenizer"] = metrics["tokenizer"][: st.start]
+        if st.start == 0:
+            st.module.init_codebook(train_x[:256], epoch_generator(t.seed, "tokenizer", 10**6))
+        bar = tqdm(range(st.start, t.tokenizer_epochs), desc="tokenizer", file=sys.stderr, disable=not progress)
+        for ep in bar:
+            g = epoch_generator(t.seed, "tokenizer", ep)
+            used = torch.zeros(t.codebook_size, dtype=torch.bool)
+            total = 0.0
+            for idx in _batches(len(train_x), t.batch_size, g):
+                recon, q_loss, tokens, residuals = st.module(train_x[idx])
+                loss = F.mse_loss(recon, train_x[idx]) + q_loss
+                st.step(loss)
+                used[tokens.flatten()] = True
+                total += float(loss.detach()) * len(idx)
+            restarted = st.module.restart_dead_codes(used, residuals, g)
+            row = {"epoch": ep + 1, "loss": total / len(train_x), "restarted_codes": restarted,
+                   **_eval_tokenizer(st.module, train_x, heldout_x)}
+            metrics["tokenizer"].append(row)
+            save_stage(st.dir, ep + 1, st.module, st.opt, st.sched)
+            write_json(run / "metrics.json", metrics)
+            bar.set_postfix(mse=f"{row['train_mse']:.4f}", codes=row["codes_used"])
+        st.finish(run)
+    tok = ImageTokenizer.from_pretrained(run / "tokenizer", low_cpu_mem_usage=False).eval()
+
+    # --- stage 2: the IAR model on the frozen tokenizer's tokens ---
+    with torch.no_grad():
+        tr = (tok.tokenize(train_x), train_y)
+        ho = (tok.tokenize(heldout_x), heldout_y)
+    num_classes = int(max(train_y.max(), heldout_y.max())) + 1
+    cls = MODEL_CLASSES[t.arch]
+    st = _Stage(run, "model", cls, lambda: build_model(cfg, num_classes), t.lr, cfg, n_batches, t.epochs)
+    metrics["model"] = metrics["model"][: st.start]
+    bar = tqdm(range(st.start, t.epochs), desc=f"{t.arch} model", file=sys.stderr, disable=not progress)
+    for ep in bar:
+        g = epoch_generator(t.seed, "model", ep)
+        total = 0.0
+        for idx in _batches(len(train_x), t.batch_size, g):
+            loss = st.module.training_loss(tr[0][idx], tr[1][idx], g)
+            st.step(loss)
+            total += float(loss.detach()) * len(idx)
+        row = {"epoch": ep + 1, "loss": total / len(train_x), "lr": st.sched.get_last_lr()[0], **_eval_model(st.module, tr, ho)}
+        metrics["model"].append(row)
+        save_stage(st.dir, ep + 1, st.module, st.opt, st.sched)
+        write_json(run / "metrics.json", metrics)
+        bar.set_postfix(train_nll=f"{row['train_nll']:.3f}", heldout_nll=f"{row['heldout_nll']:.3f}")
+    if not (run / "model" / "config.json").is_file() or st.start < t.epochs:
+        st.finish(run)
+    metrics["final"] = {"tokenizer": metrics["tokenizer"][-1] if metrics["tokenizer"] else {},
+                        "model": metrics["model"][-1] if metrics["model"] else {}}
+    write_json(run / "metrics.json", metrics)
+    return metrics
