@@ -53,14 +53,14 @@ class UnitStats:
         self.index: torch.Tensor | None = None
 
     def __call__(self, name: str, act_BxLxU: torch.Tensor) -> None:
-        a_BxLxU = act_BxLxU.abs().float()
+        a_BxLxU = act_BxLxU.abs()
         if a_BxLxU.shape[1] < self.seq_len:
             raise ValueError(f"{name}: activation has {a_BxLxU.shape[1]} positions, fewer than the "
                              f"{self.seq_len} tokens")
         if len(self.avg_SxL) == 1:
             per_BxSxU = a_BxLxU.mean(dim=1, keepdim=True)
         else:  # extra leading positions (class / start tokens) are not part of any scale
-            per_BxSxU = torch.einsum("sl,blu->bsu", self.avg_SxL, a_BxLxU[:, -self.seq_len:])
+            per_BxSxU = torch.matmul(self.avg_SxL.to(a_BxLxU.dtype), a_BxLxU[:, -self.seq_len:])
         if name not in self.sums:
             self.sums[name] = torch.zeros(self.n_images, per_BxSxU.shape[1], per_BxSxU.shape[2],
                                           dtype=torch.float64)

@@ -1,0 +1,100 @@
+"""UnitMem throughput (images x augmentations per second) against a bare teacher-forced forward pass over
+the same token batches; target: hooks + statistics cost at most 25% over the bare pass.
+
+Models are the project's own next-scale and raster transformers at their default training size
+(weights untrained: throughput does not depend on them). Each timing is the median of --repeats runs.
+Writes benchmarks/results/localize.json.
+
+    .venv/bin/python benchmarks/localize.py [--n-images 128] [--n-aug 10] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from memlab.iar.augment import AugmentConfig, augment
+from memlab.iar.config import IARTrainConfig, ImageDataConfig, RunConfig
+from memlab.iar.hooks import capture
+from memlab.iar.train import build_model, build_tokenizer
+from memlab.iar.unitmem import UnitMemConfig, UnitStats, activation_means
+from memlab.io import write_json
+
+OUT = Path(__file__).resolve().parent / "results" / "localize.json"
+
+
+def _median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench_arch(arch: str, n_images: int, n_aug: int, batch_size: int, repeats: int) -> dict:
+    cfg = RunConfig(data=ImageDataConfig(), train=IARTrainConfig(arch=arch))
+    model = build_model(cfg, num_classes=4).eval()
+    model.attach_tokenizer(build_tokenizer(cfg).eval())
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(n_images, 3, cfg.data.size, cfg.data.size, generator=g)
+    labels = torch.randint(0, 4, (n_images,), generator=g)
+    ids = np.arange(n_images)
+    aug_cfg = AugmentConfig(n_aug=n_aug)
+    with torch.no_grad():  # the same token batches for both timings
+        batches = [(torch.arange(s, min(s + batch_size, n_images)), a) for s in range(0, n_images, batch_size)
+                   for a in range(n_aug)]
+        tokens = [model.tokenize(augment(images[i], ids[i.numpy()], a, aug_cfg)) for i, a in batches]
+
+    def bare():
+        with torch.no_grad():
+            for (i, _), t in zip(batches, tokens):
+                model.teacher_forced_logits(t, labels[i])
+
+    def hooked():
+        stats = UnitStats(model, n_images)
+        with torch.no_grad(), capture(model, on_activation=stats, keep=False):
+            for (i, _), t in zip(batches, tokens):
+                stats.index = i
+                model.teacher_forced_logits(t, labels[i])
+
+    bare(), hooked()  # warm-up
+    t_bare, t_hooked = _median_time(bare, repeats), _median_time(hooked, repeats)
+    um_cfg = UnitMemConfig(augment=aug_cfg, batch_size=batch_size)
+    t_full = _median_time(lambda: activation_means(model, images, labels, ids, um_cfg, progress=False),
+                          max(1, repeats // 2))
+    n = n_images * n_aug
+    return {"arch": arch, "seq_len": model.seq_len, "n_units": sum(s.weight.shape[0] for s in model.units().values()),
+            "bare_forward_per_s": n / t_bare, "hooks_and_stats_per_s": n / t_hooked,
+            "overhead": t_hooked / t_bare - 1.0, "meets_25pct_target": t_hooked / t_bare - 1.0 <= 0.25,
+            "full_unitmem_per_s": n / t_full,
+            "full_over_bare": t_full / t_bare}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n-images", type=int, default=128)
+    p.add_argument("--n-aug", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", type=Path, default=OUT)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = [bench_arch(a, args.n_images, args.n_aug, args.batch_size, args.repeats) for a in ("next-scale", "raster")]
+    result = {"n_images": args.n_images, "n_aug": args.n_aug, "batch_size": args.batch_size, "threads": args.threads,
+              "repeats": args.repeats, "torch": torch.__version__, "results": rows}
+    write_json(args.out, result)
+    for r in rows:
+        print(f"{r['arch']:>10}: bare {r['bare_forward_per_s']:8.0f} img*aug/s, hooks+stats "
+              f"{r['hooks_and_stats_per_s']:8.0f} ({100 * r['overhead']:+.1f}%), full UnitMem "
+              f"{r['full_unitmem_per_s']:8.0f} img*aug/s (incl. augmentation + tokenizer)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""`memlab iar localize|extract|ablate`: end to end on a tiny trained run, and bad input -> exit 2."""
+
+import json
+
+import pytest
+import torch
+
+from memlab.cli import main
+
+torch.set_num_threads(1)  # tiny ops; threads only contend on a shared CPU
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    from memlab.iar.config import IARTrainConfig, ImageDataConfig, RunConfig
+    from memlab.iar.train import train_run
+
+    out = tmp_path_factory.mktemp("iar") / "run"
+    cfg = RunConfig(data=ImageDataConfig(n_train=16, n_heldout=16, size=16, duplicates=3, n_duplicated=2),
+                    train=IARTrainConfig(arch="next-scale", epochs=2, tokenizer_epochs=1, width=32, depth=2, heads=2,
+                                         codebook_size=16, latent_channels=4, tokenizer_channels=(8, 8, 8),
+                                         scales=(1, 2, 4)))
+    train_run(cfg, out, progress=False)
+    return out
+
+
+def _one_line_error(capsys, code, needle):
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and needle in err, err
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["iar", "localize", "/no/such/run"], "run directory does not exist: /no/such/run"),
+    (["iar", "extract", "/no/such/run"], "run directory does not exist"),
+    (["iar", "ablate", "/no/such/run"], "run directory does not exist"),
+])
+def test_missing_run_exits_2(capsys, argv, needle):
+    _one_line_error(capsys, main(argv), needle)
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--top", "0"], "--top must be in (0, 100], got 0.0"),
+    (["--top", "100.5"], "--top must be in (0, 100], got 100.5"),
+    (["--controls", "random,shuffle"], "unknown --controls entry 'shuffle'; allowed: random, bottom"),
+    (["--factor", "2"], "--factor must be in [0, 1], got 2.0"),
+    (["--sweep", "5,x"], "--sweep must be a comma list of numbers"),
+])
+def test_bad_ablation_options_exit_2_and_write_nothing(capsys, run_dir, extra, needle):
+    _one_line_error(capsys, main(["iar", "ablate", str(run_dir), *extra]), needle)
+    assert not (run_dir / "ablate").exists()
+
+
+def test_bad_localize_and_extract_options(capsys, run_dir):
+    _one_line_error(capsys, main(["iar", "localize", str(run_dir), "--rest", "max"]), "invalid choice")
+    _one_line_error(capsys, main(["iar", "localize", str(run_dir), "--n-aug", "0"]), "n_aug must be > 0")
+    _one_line_error(capsys, main(["iar", "extract", str(run_dir), "--prefix", "3"]),
+                    "--prefix must be in [1, 2] scales for this next-scale model, got 3")
+    _one_line_error(capsys, main(["iar", "extract", str(run_dir), "--fpr", "1"]), "fpr must be in (0.0, 1.0)")
+    assert not (run_dir / "localize").exists()
+
+
+def test_localize_extract_ablate_end_to_end_and_resume(capsys, run_dir):
+    assert main(["iar", "localize", str(run_dir), "--n-aug", "2", "--json"]) == 0
+    loc = json.loads(capsys.readouterr().out)
+    assert loc["arch"] == "next-scale" and loc["n_images"] == 16 and 0 <= loc["mean_score"] <= 1
+    assert len(loc["per_scale_block"]["scale"]) == 3 * 2  # 3 scales x 2 blocks
+    for f in ("unitmem.parquet", "per_block.csv", "per_scale_block.csv", "unitmem.png", "metrics.json"):
+        assert (run_dir / "localize" / f).is_file(), f
+
+    assert main(["iar", "extract", str(run_dir), "--candidates", "4", "--json"]) == 0
+    ext = json.loads(capsys.readouterr().out)
+    assert ext["n_candidates"] == 4 and ext["n_duplicated"] == 2 and 0 <= ext["n_extracted"] <= 4
+    assert (run_dir / "extract" / "extraction.png").is_file()
+
+    argv = ["iar", "ablate", str(run_dir), "--top", "10", "--sweep", "10", "--n-random", "2", "--n-generate", "8",
+            "--candidates", "4", "--json"]
+    assert main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["random"]["n_draws"] == 2 and set(first["per_block"]) == {"0", "1"}
+    rows = (run_dir / "ablate" / "rows.json").read_text()
+    assert len(json.loads(rows)) == 1 + (1 + 1 + 2) + 2  # baseline, top, bottom, 2 random, 2 blocks
+    assert main(argv) == 0  # resumes: every condition is reused, same numbers
+    assert json.loads(capsys.readouterr().out) == first
+    assert (run_dir / "ablate" / "rows.json").read_text() == rows
