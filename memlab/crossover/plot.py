@@ -31,6 +31,9 @@ def plot_prediction(result: dict, path: Path) -> Path:
     for i, (name, a) in enumerate(k for k in result["approximations"].items() if not k[0].startswith("_")):
         if np.isfinite(a["m_star_over_n"]):
             ax.axvline(a["m_star_over_n"], color=f"C{3 + i}", ls="--", lw=1, label=f"{name}: {a['m_star_over_n']:.3f}")
+    losses = np.array([c["loss_pmem"] for c in curve] + [result["loss_mem_weighted"]])
+    if losses.min() > 0 and losses.max() / losses.min() > 30:  # templates: the gap near M = N is invisible in linear
+        ax.set_yscale("log")
     ax.set_xlabel("M / N")
     ax.set_ylabel(f"weighted training loss (x0 units, {result['weighting'] if isinstance(result['weighting'], str) else 'custom'})")
     ax.set_title(f"crossover, N = {result['n_train']}, d = {result['dim']}")

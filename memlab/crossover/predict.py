@@ -125,7 +125,8 @@ def predict(data_cfg: DataConfig, cfg: CrossoverConfig | None = None, dataset=No
     from memlab.diffusion.precision import enable_x64
     from memlab.diffusion.process import default_grid
 
-    enable_x64(cfg.x64)
+    if cfg.x64:
+        enable_x64(True)
     dtype = jnp.float64 if cfg.x64 else jnp.float32
     N = dataset.n_train
     t_T = default_grid(cfg.time_points)
