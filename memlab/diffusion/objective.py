@@ -2,7 +2,7 @@
 
 All losses are squared errors summed over the D coordinates (the units of the closed-form excess losses
 `d s2 / (1 + psi s2)`). The x0 loss is |x0_hat - x0|^2; the epsilon loss is psi_t times it. A weighting
-maps t to the factor applied to the x0 loss in the training objective."""
+gives each grid time the factor applied to its x0 loss in the training objective."""
 
 from __future__ import annotations
 
@@ -12,17 +12,33 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from memlab.diffusion.process import add_noise, psi
+from memlab.diffusion.process import add_noise, psi_np
 
 MIN_SNR_GAMMA = 5.0
 
-# weighting name -> w(t) multiplying the x0 loss.
-WEIGHTINGS: dict[str, Callable] = {
-    "eps": lambda t: psi(t),  # = the epsilon loss, the default objective
-    "x0-uniform": lambda t: jnp.ones_like(t),  # the plain denoiser (x0) loss
-    "min-snr": lambda t: jnp.minimum(psi(t), MIN_SNR_GAMMA),  # min-SNR-gamma (Hang et al. 2023), gamma 5
-    "v": lambda t: psi(t) + 1.0,  # v-prediction loss = (1 + psi) x0 loss (alpha^2 + sigma^2 = 1)
+
+def _elbo(t):
+    """-(1/2) dpsi/dt = 1/t^3 per unit t, times T dt: with t uniform on the grid, the mean over t is then
+    the grid's Riemann sum of the continuous-time ELBO (x0 units)."""
+    dt = np.abs(np.gradient(t)) if len(t) > 1 else np.ones_like(t)
+    return len(t) * dt / t**3
+
+
+# weighting name -> w(t) on the x0 loss, in natural units: 'eps' is exactly the epsilon loss. Their shapes
+# (not their scales) match memlab.crossover.weighting for the names they share (tested): a trained model
+# and the crossover prediction weigh noise levels alike. The scale matters through gradient clipping.
+WEIGHTINGS = {
+    "eps": psi_np,
+    "x0-uniform": np.ones_like,
+    "elbo": _elbo,
+    "min-snr": lambda t: np.minimum(psi_np(t), MIN_SNR_GAMMA),  # min-SNR-gamma (Hang et al. 2023), gamma 5
+    "v": lambda t: psi_np(t) + 1.0,  # the v-prediction loss: (1 + psi) x0 loss, since alpha^2 + sigma^2 = 1
 }
+
+
+def grid_weights(weighting: str, grid_T) -> np.ndarray:
+    """w(t) of each grid time, multiplying its x0 loss in the training objective."""
+    return WEIGHTINGS[weighting](np.asarray(grid_T, float))
 
 
 def x0_sq_error(x0_fn, params, x0_BxD, eps_BxD, t_B):
@@ -31,28 +47,29 @@ def x0_sq_error(x0_fn, params, x0_BxD, eps_BxD, t_B):
     return jnp.sum((x0_fn(params, x_t, t_B) - x0_BxD) ** 2, axis=1)
 
 
-def training_objective(x0_fn, weighting: str, grid_T, draws: int, batch: int | None):
-    """loss(params, key, train_NxD) -> scalar: the weighted x0 loss averaged over `batch` training points (all N
-    when None), `draws` noise draws each, t uniform on the grid. Divided by D so the numbers are per
-    coordinate (Adam does not care; people reading logs do). Data is an argument, not a closure constant:
-    XLA would fold it into the program, slowing compilation and defeating the compilation cache."""
-    weight = WEIGHTINGS[weighting]
+def training_objective(x0_fn, weighting: str, grid_T, draws: int, batch: int | None, n: int, d: int):
+    """(noise, loss). noise(key) -> the step's random draws: which `batch` training points (all N when
+    None), a grid index per row (t uniform on the grid) and epsilon, `draws` rows per point.
+    loss(params, noise, train_NxD) -> the weighted x0 loss (with 'eps': the epsilon loss), divided by D so
+    the numbers are per coordinate. Drawing is separate so that several seeds trained under vmap draw
+    exactly what each would draw alone ('rbg' bits differ under vmap). Data is an argument, not a closure
+    constant: XLA would fold it into the program, slowing compilation and defeating the compilation cache."""
+    w_T = jnp.asarray(grid_weights(weighting, grid_T), jnp.float32)
     grid_T = jnp.asarray(grid_T)
+    rows = (n if batch is None else batch) * draws
 
-    def loss(params, key, train_NxD):
-        n, d = train_NxD.shape
+    def noise(key):
         k_pick, k_t, k_eps = jax.random.split(key, 3)
-        if batch is None:
-            x0_BxD = jnp.tile(train_NxD, (draws, 1))
-        else:
-            idx = jax.random.choice(k_pick, n, (batch,), replace=False)
-            x0_BxD = jnp.tile(train_NxD[idx], (draws, 1))
-        t_B = grid_T[jax.random.randint(k_t, (x0_BxD.shape[0],), 0, grid_T.shape[0])]
-        eps_BxD = jax.random.normal(k_eps, x0_BxD.shape, x0_BxD.dtype)
-        err_B = x0_sq_error(x0_fn, params, x0_BxD, eps_BxD, t_B)
-        return jnp.mean(weight(t_B) * err_B) / d
+        pick = jnp.arange(n) if batch is None else jax.random.choice(k_pick, n, (batch,), replace=False)
+        return {"pick": pick, "t_idx": jax.random.randint(k_t, (rows,), 0, grid_T.shape[0]),
+                "eps": jax.random.normal(k_eps, (rows, d))}
 
-    return loss
+    def loss(params, nz, train_NxD):
+        x0_BxD = jnp.tile(train_NxD[nz["pick"]], (draws, 1))
+        err_B = x0_sq_error(x0_fn, params, x0_BxD, nz["eps"], grid_T[nz["t_idx"]])
+        return jnp.mean(w_T[nz["t_idx"]] * err_B) / d
+
+    return noise, loss
 
 
 def stack_sets(sets: list, draws: int):

@@ -150,7 +150,8 @@ class _Run:
                 entry["status"] = "ok"
             else:
                 entry = {"step": step, "status": "diverged", "memorization_ratio": None, "interval": None}
-            entry["objective"] = float(np.asarray(self.state["loss"])[i])
+            objective = float(np.asarray(self.state["loss"])[i])  # last training-step loss; none before step 1
+            entry["objective"] = objective if np.isfinite(objective) else None
             self.history["per_seed"][i].append(entry)
         agg = aggregate_entries(entries, flags, self.cfg.n_boot, self.seeds[0])
         self.history["aggregate"].append({**agg, "step": step})

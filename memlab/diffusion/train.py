@@ -50,8 +50,10 @@ def chunk_length(steps: int, n_checkpoints: int) -> int:
 
 def checkpoint_steps(steps: int, n_checkpoints: int) -> list[int]:
     """Step 0, then log-spaced steps up to `steps` (fewer when they coincide at small step counts)."""
+    if steps == 0:
+        return [0]
     pts = np.unique(np.round(np.geomspace(1, steps, max(n_checkpoints - 1, 1))).astype(int))
-    return [0] + [int(p) for p in pts if p > 0] if steps > 0 else [0]
+    return [0] + [int(p) for p in pts]
 
 
 def _all_finite(tree) -> jax.Array:
@@ -69,12 +71,12 @@ class Trainer:
     def __init__(self, den, cfg, train_NxD, grid_T):
         self.den, self.cfg = den, cfg
         self.tx = make_optimizer(cfg)
-        self.objective = training_objective(den.x0, cfg.weighting, grid_T, cfg.draws, cfg.batch)
+        self.noise, self.objective = training_objective(den.x0, cfg.weighting, grid_T, cfg.draws, cfg.batch,
+                                                        *np.shape(train_NxD))
         self.train_NxD = jnp.asarray(train_NxD, jnp.float32)
         self.length = chunk_length(cfg.steps, cfg.n_checkpoints)
         self.mode = resolve_seed_mode(cfg.seed_mode)
-        chunk = self._chunk_fn()
-        self._chunk = jax.jit(jax.vmap(chunk, in_axes=(0, None, None)) if self.mode == "vmap" else chunk)
+        self._chunk = jax.jit(self._chunk_fn())
 
     def init_state(self, params, key) -> dict:
         """key: raw key data (memlab.diffusion.rng.key_data), so orbax can store it."""
@@ -83,11 +85,13 @@ class Trainer:
                 "loss": jnp.full((), jnp.nan, jnp.float32)}
 
     def _chunk_fn(self) -> Callable:
-        tx, objective = self.tx, self.objective
+        tx, objective, noise = self.tx, self.objective, self.noise
 
-        def step(st, train_NxD):
-            k = jax.random.fold_in(wrap(st["key"]), st["step"])
-            loss, grads = jax.value_and_grad(objective)(st["params"], k, train_NxD)
+        def draw(st):
+            return noise(jax.random.fold_in(wrap(st["key"]), st["step"]))
+
+        def update(st, nz, train_NxD):
+            loss, grads = jax.value_and_grad(objective)(st["params"], nz, train_NxD)
             updates, opt = tx.update(grads, st["opt"], st["params"])
             params = optax.apply_updates(st["params"], updates)
             finite = jnp.isfinite(loss) & _all_finite(params) & _all_finite(opt)
@@ -97,9 +101,20 @@ class Trainer:
                     "diverged_at": jnp.where(st["ok"] & ~finite, st["step"], st["diverged_at"]),
                     "key": st["key"], "loss": jnp.where(good, loss, st["loss"])}
 
+        def step(st, train_NxD):
+            return update(st, draw(st), train_NxD)
+
+        def step_seeds(st_S, train_NxD):
+            # draws unrolled per seed (not vmapped), the arithmetic vmapped: same numbers as 'sequential'
+            n_seeds = st_S["step"].shape[0]
+            nz_S = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *[draw(unstack(st_S, i)) for i in range(n_seeds)])
+            return jax.vmap(update, in_axes=(0, 0, None))(st_S, nz_S, train_NxD)
+
+        one = step_seeds if self.mode == "vmap" else step
+
         def chunk(state, n_active, train_NxD):
             def body(st, i):
-                return jax.lax.cond(i < n_active, lambda s: step(s, train_NxD), lambda s: s, st), None
+                return jax.lax.cond(i < n_active, lambda s: one(s, train_NxD), lambda s: s, st), None
 
             return jax.lax.scan(body, state, jnp.arange(self.length))[0]
 

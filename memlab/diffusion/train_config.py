@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 from memlab.errors import UsageError, check_choice, check_range
 
 MODELS = ("mixture", "mlp")
-WEIGHTING_NAMES = ("eps", "x0-uniform", "min-snr", "v")  # keys of objective.WEIGHTINGS
+WEIGHTING_NAMES = ("eps", "x0-uniform", "elbo", "min-snr", "v")  # keys of objective.WEIGHTINGS
 PREDICTS = ("eps", "x0")
 INITS = ("pmem", "random")
 SEED_MODES = ("auto", "vmap", "sequential")
@@ -46,7 +46,7 @@ class TrainConfig:
     clip: float = 1.0  # global gradient-norm clip
     draws: int = 16  # R noise draws per training point per step
     batch: int | None = None  # training points per step; None = full batch
-    weighting: str = "eps"  # eps (the epsilon loss) | x0-uniform | min-snr | v
+    weighting: str = "eps"  # eps (the epsilon loss) | x0-uniform | elbo | min-snr | v
     predict: str = "eps"  # what the network outputs: eps | x0 (the mixtures compute x0 in closed form)
     init: str = "pmem"  # mixture: pmem (start at theta_pmem(M)) | random; the mlp always starts random
     samples: int = 256  # DDIM samples per seed for the memorization ratio

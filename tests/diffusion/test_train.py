@@ -1,0 +1,154 @@
+"""Trained toy mixture estimators landing where theory says, resume, determinism, divergence.
+One small dataset and few shapes, so compiled programs are shared (see conftest's compilation cache)."""
+
+import dataclasses
+import math
+
+import numpy as np
+import optax
+import pytest
+
+from memlab.config import DataConfig
+from memlab.diffusion import checkpoint as ckpt_mod
+from memlab.diffusion.run import TRAIN_DEFAULTS, TrainConfig, train_and_evaluate
+from memlab.diffusion.train import checkpoint_steps, lr_schedule
+from memlab.errors import UsageError
+from memlab.io import load_npy, read_json
+
+DATA = DataConfig(dim=10, components=2, n_train=50, n_test=200, seed=0)
+BASE = TrainConfig(model="mixture", size=2, steps=600, lr=1e-2, draws=8, samples=128, n_checkpoints=5, n_boot=200)
+
+
+def _strip(m):
+    """metrics without wall-clock timing (the only field allowed to differ between identical runs)."""
+    return {k: v for k, v in m.items() if k != "timing"}
+
+
+@pytest.fixture(scope="module")
+def generalizer():
+    return train_and_evaluate(DATA, BASE, progress=False)
+
+
+def test_mixture_with_m_equal_n_stays_a_memorizer():
+    m = train_and_evaluate(DATA, dataclasses.replace(BASE, size=50), progress=False)
+    assert m["status"] == "ok" and m["memorization_ratio"] >= 0.9
+    diag = m["per_seed"][0]["mixture"]
+    assert diag["near_training_point"] >= 45 and diag["learned_variance"] < 1e-2
+    # a memorizer fits the training set much better than the test set at low noise
+    low = m["per_t"][-1]
+    assert low["train_loss"] < 0.1 * low["test_loss"]
+
+
+def test_small_mixture_becomes_a_generalizer(generalizer):
+    m = generalizer
+    assert m["status"] == "ok" and m["memorization_ratio"] <= 0.1
+    first, last = m["checkpoints"][0], m["checkpoints"][-1]
+    assert first["step"] == 0 and first["memorization_ratio"] == 1.0  # pmem start: samples are training points
+    assert last["memorization_ratio"] <= 0.1 and last["test_loss"] < 0.5 * first["test_loss"]
+    diag = m["per_seed"][0]["mixture"]
+    assert diag["near_true_mean"] == 2
+    assert 0.5 < diag["learned_variance"] < 1.5  # true s2 = 1
+    lo, hi = m["interval"]
+    assert lo <= m["memorization_ratio"] <= hi
+    assert [c["step"] for c in m["checkpoints"]] == checkpoint_steps(600, 5)
+    assert len(m["per_t"]) == 26 and m["param_count"] == 2 * 10 + 1
+    row = m["per_t"][5]
+    assert math.isclose(row["train_loss_eps"], row["psi"] * row["train_loss"], rel_tol=1e-6)
+
+
+def test_same_seed_gives_identical_metrics(generalizer):
+    again = train_and_evaluate(DATA, BASE, progress=False)
+    assert _strip(again) == _strip(generalizer)
+    other = train_and_evaluate(DATA, dataclasses.replace(BASE, seeds=(7,)), progress=False)
+    assert other["per_t"] != generalizer["per_t"]
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_interrupt_and_resume_equals_uninterrupted(tmp_path, monkeypatch, generalizer):
+    saves = []
+    real_save = ckpt_mod.Checkpoints.save
+
+    def flaky_save(self, step, state):
+        real_save(self, step, state)
+        saves.append(step)
+        if len(saves) == 3:
+            raise _Interrupt  # after the third checkpoint: progress.json and orbax both at that step
+
+    monkeypatch.setattr(ckpt_mod.Checkpoints, "save", flaky_save)
+    out = tmp_path / "run"
+    with pytest.raises(_Interrupt):
+        train_and_evaluate(DATA, BASE, out, progress=False)
+    assert not (out / "metrics.json").exists() and (out / "progress.json").exists()
+    with pytest.raises(UsageError, match="--resume"):
+        train_and_evaluate(DATA, BASE, out, progress=False)
+    resumed = train_and_evaluate(DATA, BASE, out, resume=True, progress=False)
+    assert saves[:3] == checkpoint_steps(600, 5)[:3] and saves[3:] == checkpoint_steps(600, 5)[3:]
+    assert _strip(resumed) == _strip(generalizer)
+    assert _strip(read_json(out / "metrics.json")) == _strip(generalizer)
+    samples = load_npy(out / "samples.npy")
+    assert samples.shape == (1, 128, 10)
+    assert (out / "curve.png").stat().st_size > 1000 and (out / "per_t.png").exists()
+    # a finished run resumes to the same numbers without training again
+    assert _strip(train_and_evaluate(DATA, BASE, out, resume=True, progress=False)) == _strip(generalizer)
+    with pytest.raises(UsageError, match="different config.*train.steps"):
+        train_and_evaluate(DATA, dataclasses.replace(BASE, steps=601), out, resume=True, progress=False)
+
+
+def test_nan_learning_rate_ends_diverged(tmp_path):
+    out = tmp_path / "nan"
+    m = train_and_evaluate(DATA, dataclasses.replace(BASE, lr=float("nan")), out, progress=False)
+    assert m["status"] == "diverged" and m["memorization_ratio"] is None and m["interval"] is None
+    seed = m["per_seed"][0]
+    assert seed["status"] == "diverged" and seed["diverged_at_step"] == 0
+    assert read_json(out / "metrics.json")["status"] == "diverged"
+    assert not (out / "samples.npy").exists()  # no garbage samples
+
+
+def test_seeds_vmap_matches_sequential():
+    cfg = dataclasses.replace(BASE, steps=60, seeds=2, n_checkpoints=3)
+    seq = train_and_evaluate(DATA, dataclasses.replace(cfg, seed_mode="sequential"), progress=False)
+    vec = train_and_evaluate(DATA, dataclasses.replace(cfg, seed_mode="vmap"), progress=False)
+    assert [s["seed"] for s in seq["per_seed"]] == [0, 1] and vec["timing"]["seed_mode"] == "vmap"
+    for a, b in zip(seq["per_seed"], vec["per_seed"]):
+        np.testing.assert_allclose([r["train_loss"] for r in a["per_t"]], [r["train_loss"] for r in b["per_t"]],
+                                   rtol=2e-2)  # same draws; float rounding differs under vmap
+    assert seq["per_seed"][0]["per_t"] != seq["per_seed"][1]["per_t"]
+
+
+def test_schedule_warmup_then_linear_decay():
+    s = lr_schedule(1e-3, 1000, 0.1, 1e-6)
+    assert float(s(0)) == 0.0 and math.isclose(float(s(50)), 5e-4, rel_tol=1e-5)
+    assert math.isclose(float(s(100)), 1e-3, rel_tol=1e-5) and math.isclose(float(s(1000)), 1e-6, rel_tol=1e-3)
+    assert math.isclose(float(s(550)), (1e-3 + 1e-6) / 2, rel_tol=1e-3)
+    assert isinstance(optax.adam(s), optax.GradientTransformation)
+
+
+def test_checkpoint_steps_log_spaced():
+    steps = checkpoint_steps(10_000, 6)
+    assert steps == [0, 1, 10, 100, 1000, 10_000]
+    assert checkpoint_steps(0, 5) == [0]
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("model", "unet", "model"), ("size", 0, "size"), ("steps", -5, "steps"), ("lr", -1.0, "lr"),
+    ("lr", math.inf, "lr"), ("warmup_frac", 1.0, "warmup_frac"), ("draws", 0, "draws"), ("batch", 0, "batch"),
+    ("weighting", "snr", "weighting"), ("predict", "v", "predict"), ("init", "zeros", "init"),
+    ("seeds", (), "seeds"), ("seeds", (1, 1), "seeds"), ("seed_mode", "pmap", "seed_mode"),
+    ("n_checkpoints", 1, "n_checkpoints"), ("size", 2.5, "size"), ("threshold", 1.0, "threshold"),
+])
+def test_train_config_rejects_bad_values(field, value, match):
+    with pytest.raises(UsageError, match=match):
+        TrainConfig(**{field: value})
+
+
+def test_train_defaults_round_trip():
+    from memlab.config import from_dict
+
+    assert from_dict(TrainConfig, dict(TRAIN_DEFAULTS)) == TrainConfig()
+    assert from_dict(TrainConfig, {"seeds": [3, 4]}).seed_list(0) == (3, 4)
+    assert TrainConfig(seeds=3).seed_list(10) == (10, 11, 12)
+    with pytest.raises(UsageError, match="batch must be <= n_train"):
+        train_and_evaluate(DATA, dataclasses.replace(BASE, batch=51), progress=False)
