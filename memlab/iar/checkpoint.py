@@ -45,12 +45,12 @@ def load_stage(stage_dir: Path, module_cls, opt_factory, sched_factory):
     ep = stage_dir / f"epoch-{epoch:04d}"
     module = module_cls.from_pretrained(ep / "weights", low_cpu_mem_usage=False)
     opt = opt_factory(module)
+    sched = sched_factory(opt)  # before loading: building a scheduler resets the groups' lr
     tensors = load_file(str(ep / "optimizer.safetensors"))
     state: dict[int, dict] = {}
     for key, v in tensors.items():
         i, name = key.split(".", 1)
         state.setdefault(int(i), {})[name] = v
     opt.load_state_dict({"state": state, "param_groups": read_json(ep / "optimizer.json")["param_groups"]})
-    sched = sched_factory(opt)
     sched.load_state_dict(read_json(ep / "scheduler.json"))
     return module, opt, sched, epoch

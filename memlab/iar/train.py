@@ -27,6 +27,8 @@ from memlab.iar.tokenizer import ImageTokenizer
 from memlab.io import read_json, write_json
 
 STAGES = ("tokenizer", "model")
+# Per epoch, metrics.json is written before the checkpoint: a crash in between leaves a metrics row past the
+# checkpoint, which resume drops (rows are truncated to the checkpoint's epoch) and recomputes.
 
 
 def epoch_generator(seed: int, stage: str, epoch: int) -> torch.Generator:
@@ -167,8 +169,8 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: b
             row = {"epoch": ep + 1, "loss": total / len(train_x), "restarted_codes": restarted,
                    **_eval_tokenizer(st.module, train_x, heldout_x)}
             metrics["tokenizer"].append(row)
-            save_stage(st.dir, ep + 1, st.module, st.opt, st.sched)
             write_json(run / "metrics.json", metrics)
+            save_stage(st.dir, ep + 1, st.module, st.opt, st.sched)
             bar.set_postfix(mse=f"{row['train_mse']:.4f}", codes=row["codes_used"])
         st.finish(run)
     tok = ImageTokenizer.from_pretrained(run / "tokenizer", low_cpu_mem_usage=False).eval()
@@ -191,8 +193,8 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: b
             total += float(loss.detach()) * len(idx)
         row = {"epoch": ep + 1, "loss": total / len(train_x), "lr": st.sched.get_last_lr()[0], **_eval_model(st.module, tr, ho)}
         metrics["model"].append(row)
-        save_stage(st.dir, ep + 1, st.module, st.opt, st.sched)
         write_json(run / "metrics.json", metrics)
+        save_stage(st.dir, ep + 1, st.module, st.opt, st.sched)
         bar.set_postfix(train_nll=f"{row['train_nll']:.3f}", heldout_nll=f"{row['heldout_nll']:.3f}")
     if not (run / "model" / "config.json").is_file() or st.start < t.epochs:
         st.finish(run)
