@@ -54,6 +54,10 @@ def _register_train(sub) -> None:
     g.add_argument("--codebook-size", type=int, default=t.codebook_size, help=f"(default {t.codebook_size})")
     g.add_argument("--scales", type=_ints, default=t.scales,
                    help="next-scale token-map sides, ending at image size / 4 (default 1,2,3,4)")
+    g.add_argument("--latent-channels", type=int, default=t.latent_channels,
+                   help=f"tokenizer latent / code dimension (default {t.latent_channels})")
+    g.add_argument("--tokenizer-channels", type=_ints, default=t.tokenizer_channels,
+                   help="the tokenizer's 3 encoder/decoder widths, multiples of 8 (default 16,32,32)")
     g.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: torch's choice)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data draw, initialisation and batches (default 0)")
     p.add_argument("--out", required=True, help="run directory to create (or to continue with --resume)")
@@ -76,6 +80,7 @@ def run_train(args: argparse.Namespace) -> int:
         train=IARTrainConfig(arch=args.arch, epochs=args.epochs, tokenizer_epochs=args.tokenizer_epochs,
                              batch_size=args.batch_size, lr=args.lr, tokenizer_lr=args.tokenizer_lr,
                              width=args.width, depth=args.depth, heads=args.heads, codebook_size=args.codebook_size,
+                             latent_channels=args.latent_channels, tokenizer_channels=tuple(args.tokenizer_channels),
                              scales=tuple(args.scales), seed=args.seed))
     import torch  # only now: the config is valid
 

@@ -49,7 +49,7 @@ class IARTrainConfig:
 
     arch: str = "next-scale"
     epochs: int = 60
-    tokenizer_epochs: int = 40
+    tokenizer_epochs: int = 30
     batch_size: int = 32
     lr: float = 2e-3
     tokenizer_lr: float = 2e-3
