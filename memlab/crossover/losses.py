@@ -114,7 +114,7 @@ def _draws(key_t, ids, draws, D, dtype):
 
 
 def monte_carlo_losses(dataset, t_T: np.ndarray, m_G: np.ndarray, draws: int, repeats: int, seed: int = 0,
-                       dtype=jnp.float32, chunk: int = 512, progress=None) -> LossTable:
+                       dtype=jnp.float32, chunk: int = 4096, progress=None) -> LossTable:
     """Losses of theta_mem, theta_star (all `draws` noise draws per training point at every t) and of
     theta_pmem(M) for every M in m_G under `repeats` nested-subset permutations. The draws are dealt out to
     the permutations (draw r goes to permutation r mod P), so each permutation's estimate uses about
