@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from memlab.crossover.weighting import WEIGHTINGS  # numpy only: `memlab --help` stays free of JAX
 from memlab.errors import UsageError
 
 
@@ -17,6 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("dir", type=Path, help="sweep directory written by `memlab sweep run`")
     s.add_argument("--boot", type=int, default=2000, help="bootstrap replicates over seeds and samples (default 2000)")
     s.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    s.add_argument("--weighting", default=None,
+                   help="predict with this loss weighting instead of the sweep's (x0-uniform | eps | elbo); cached in DIR")
     s.set_defaults(func=run_summary)
     q = cmds.add_parser("plot", help="ratio vs M/N, losses vs M/N, phase diagram, predicted vs observed")
     q.add_argument("dir", type=Path, help="sweep directory written by `memlab sweep run`")
@@ -24,10 +27,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--t", type=float, default=0.5, help="noise level of the loss panel (nearest grid t; default 0.5)")
     q.add_argument("--panels", action="store_true", help="also write each panel as its own PNG next to --out")
     q.add_argument("--boot", type=int, default=2000, help="bootstrap replicates (default 2000)")
+    q.add_argument("--weighting", default=None, help="predict with this loss weighting instead of the sweep's")
     q.set_defaults(func=run_plot)
 
 
 def _check(args) -> None:
+    if args.weighting is not None and args.weighting not in WEIGHTINGS:
+        raise UsageError(f"unknown --weighting {args.weighting!r}; allowed: {', '.join(WEIGHTINGS)}")
     if args.boot < 10:
         raise UsageError(f"--boot must be >= 10, got {args.boot}")
     if not (args.dir / "spec.json").is_file():
@@ -71,7 +77,7 @@ def run_summary(args) -> int:
     from memlab.io import to_json
     from memlab.sweep.phase import summarize_dir
 
-    table, _, summary = summarize_dir(args.dir, n_boot=args.boot)
+    table, _, summary = summarize_dir(args.dir, n_boot=args.boot, weighting=args.weighting)
     if not len(table):
         raise UsageError(f"{args.dir} has no finished rows yet")
     print_summary(summary)
@@ -89,7 +95,7 @@ def run_plot(args) -> int:
     from memlab.sweep.phase import summarize_dir
     from memlab.sweep.plot import plot_sweep, save_panels
 
-    table, predictions, summary = summarize_dir(args.dir, n_boot=args.boot)
+    table, predictions, summary = summarize_dir(args.dir, n_boot=args.boot, weighting=args.weighting)
     if not len(table):
         raise UsageError(f"{args.dir} has no finished rows yet")
     paths = [plot_sweep(table, summary, predictions, args.out, t=args.t)]

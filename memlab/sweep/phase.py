@@ -158,13 +158,34 @@ def reference_losses_at(pred: dict, t: float, n_train: int) -> dict[str, Any] | 
             "pmem_m_over_n": m_over_n, "loss_pmem": pmem}
 
 
-def summarize_dir(root, n_boot: int = 2000, seed: int = 0) -> tuple[pd.DataFrame, dict, list[dict[str, Any]]]:
-    """(table, predictions by data key, summary) of a sweep directory."""
+def summarize_dir(root, n_boot: int = 2000, seed: int = 0, weighting: str | None = None,
+                  predict_fn=None) -> tuple[pd.DataFrame, dict, list[dict[str, Any]]]:
+    """(table, predictions by data key, summary) of a sweep directory. `weighting` sets the prediction of
+    another loss weighting beside the observation (computed once, then cached in the directory)."""
     from memlab.sweep.store import SweepStore
 
     store = SweepStore(root)
-    store.read_spec()
+    spec = store.read_spec()
     table = store.table()
     keys = table["data_key"].unique() if len(table) else []
-    predictions = {k: store.read_prediction(k) for k in keys}
+    if weighting is None:
+        predictions = {k: store.read_prediction(k) for k in keys}
+    else:
+        predictions = {k: _prediction_for(store, spec, table, k, weighting, predict_fn) for k in keys}
     return table, predictions, summarize(table, predictions, n_boot=n_boot, seed=seed)
+
+
+def _prediction_for(store, spec: dict, table: pd.DataFrame, key: str, weighting: str, predict_fn) -> dict:
+    from memlab.config import DataConfig
+    from memlab.sweep import cells
+
+    name = f"{key}.{weighting}"
+    cached = store.read_prediction(name)
+    if cached is not None:
+        return cached
+    config = json.loads(table.loc[table["data_key"] == key, "config_json"].iloc[0])
+    data_cfg = DataConfig(**config["data"])
+    fields = cells.resolve_predict(dict(spec.get("predict") or {}, weighting=weighting), config["train"], data_cfg)
+    pred = (predict_fn or cells.predict_data)(data_cfg, fields)
+    store.write_prediction(name, pred)
+    return pred

@@ -78,3 +78,23 @@ def test_phase_plot_writes_pngs_and_rejects_bad_input(sweep_dir, tmp_path, capsy
     err = capsys.readouterr().err
     assert "--out must be a .png file" in err and "is not a sweep directory" in err
     assert not (tmp_path / "x.pdf").exists() and not (tmp_path / "y.png").exists()
+
+
+def test_summary_with_another_weighting_is_computed_once_and_cached(sweep_dir, capsys, monkeypatch):
+    from memlab.sweep import cells
+
+    calls = []
+
+    def counting_predict(data_cfg, fields):
+        calls.append(fields["weighting"])
+        return {"m_star_over_n": 0.2, "interval": [0.1, 0.3], "per_t": [], "curve": []}
+
+    monkeypatch.setattr(cells, "predict_data", counting_predict)
+    for _ in range(2):
+        assert main(["phase", "summary", str(sweep_dir), "--json", "--boot", "50", "--weighting", "x0-uniform"]) == 0
+        got = json.loads(capsys.readouterr().out)
+        assert [c["predicted"]["m_over_n"] for c in got["configurations"]] == [0.2, 0.2]
+        assert all(c["prediction_in_interval"] is False for c in got["configurations"])  # observed is ~0.45
+    assert calls == ["x0-uniform", "x0-uniform"]  # one per data configuration, then read from the cache
+    assert main(["phase", "summary", str(sweep_dir), "--weighting", "snr"]) == 2
+    assert "unknown --weighting 'snr'; allowed: x0-uniform, eps, elbo" in capsys.readouterr().err
