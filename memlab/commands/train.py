@@ -87,8 +87,11 @@ def run(args: argparse.Namespace) -> int:
     train_cfg = train_config_from_args(args)
     if args.resume and args.out is None:
         raise UsageError("--resume needs --out DIR (the run to continue)")
-    from memlab.diffusion.run import train_and_evaluate  # JAX from here on
+    from memlab.diffusion.compile_cache import enable_compilation_cache  # JAX from here on
+    from memlab.diffusion.run import train_and_evaluate
     from memlab.io import to_json
+
+    enable_compilation_cache()
 
     metrics = train_and_evaluate(data_cfg, train_cfg, args.out, resume=args.resume, progress=not args.quiet)
     _table(metrics)
