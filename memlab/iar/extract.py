@@ -91,13 +91,23 @@ def decode_all(model: IARModel, tokens_BxL: torch.Tensor, batch_size: int = 64) 
         return _batched(model.decode, len(tokens_BxL), batch_size, tokens_BxL)
 
 
+def teacher_forced_scores(model: IARModel, tokens_BxL: torch.Tensor, labels_B: torch.Tensor,
+                          positions_L: torch.Tensor, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(top-1 accuracy_B, mean log-likelihood_B in nats) of the true tokens at `positions_L`."""
+    def scores(t, y):
+        logits_BxLxV = model.teacher_forced_logits(t, y)[:, positions_L].float()
+        true_BxL = t[:, positions_L]
+        acc_B = (logits_BxLxV.argmax(-1) == true_BxL).float().mean(1)
+        ll_B = torch.gather(logits_BxLxV.log_softmax(-1), 2, true_BxL[..., None])[..., 0].mean(1)
+        return torch.stack([acc_B, ll_B], 1)
+    with torch.no_grad():
+        both_Bx2 = _batched(scores, len(tokens_BxL), batch_size, tokens_BxL, labels_B).double().numpy()
+    return both_Bx2[:, 0], both_Bx2[:, 1]
+
+
 def teacher_forced_accuracy(model: IARModel, tokens_BxL: torch.Tensor, labels_B: torch.Tensor,
                             positions_L: torch.Tensor, batch_size: int = 64) -> np.ndarray:
-    def acc(t, y):
-        pred_BxL = model.teacher_forced_logits(t, y).argmax(-1)
-        return (pred_BxL[:, positions_L] == t[:, positions_L]).float().mean(1)
-    with torch.no_grad():
-        return _batched(acc, len(tokens_BxL), batch_size, tokens_BxL, labels_B).numpy()
+    return teacher_forced_scores(model, tokens_BxL, labels_B, positions_L, batch_size)[0]
 
 
 def pixel_similarity(a_Bx3xHxW: torch.Tensor, b_Bx3xHxW: torch.Tensor) -> np.ndarray:
@@ -141,7 +151,8 @@ class ExtractResult:
     threshold: float
     heldout_sim: np.ndarray
     prefix: int
-    train_acc: np.ndarray  # teacher-forced accuracy of every training row (the ranking score)
+    train_acc: np.ndarray  # teacher-forced accuracy of every training row
+    order: np.ndarray  # training rows, best-ranked first
 
     @property
     def n_extracted(self) -> int:
@@ -157,10 +168,11 @@ class ExtractResult:
 
 
 def rank_candidates(model: IARModel, tokens_NxL: torch.Tensor, labels_N: torch.Tensor, prefix: int,
-                    batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """(order, accuracy): training rows by decreasing teacher-forced accuracy (stable on ties)."""
-    acc_N = teacher_forced_accuracy(model, tokens_NxL, labels_N, scored_positions(model, prefix), batch_size)
-    return np.argsort(-acc_N, kind="stable"), acc_N
+                    batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(order, accuracy, log-likelihood): training rows by decreasing teacher-forced accuracy; ties (common once a model
+    has memorized many images) broken by the mean log-likelihood of the true tokens."""
+    acc_N, ll_N = teacher_forced_scores(model, tokens_NxL, labels_N, scored_positions(model, prefix), batch_size)
+    return np.lexsort((-ll_N, -acc_N)), acc_N, ll_N
 
 
 def extract(model: IARModel, train_tokens_NxL: torch.Tensor, train_labels_N: torch.Tensor, train_ids: np.ndarray,
@@ -175,7 +187,7 @@ def extract(model: IARModel, train_tokens_NxL: torch.Tensor, train_labels_N: tor
     if not 1 <= prefix < limit:
         unit = "scales" if model.arch == "next-scale" else "tokens"
         raise UsageError(f"--prefix must be in [1, {limit - 1}] {unit} for this {model.arch} model, got {prefix}")
-    order, acc_N = rank_candidates(model, train_tokens_NxL, train_labels_N, prefix, cfg.batch_size)
+    order, acc_N, ll_N = rank_candidates(model, train_tokens_NxL, train_labels_N, prefix, cfg.batch_size)
     if candidates is None:
         candidates = order[:cfg.n_candidates]
     cand = torch.tensor(np.asarray(candidates, dtype=np.int64))
@@ -189,9 +201,10 @@ def extract(model: IARModel, train_tokens_NxL: torch.Tensor, train_labels_N: tor
     threshold = calibrate_threshold(heldout_sim, cfg.fpr)
     table = pd.DataFrame({"rank": np.arange(len(cand)), "index": cand.numpy(),
                           "image_id": np.asarray(train_ids)[cand.numpy()], "tf_acc": acc_N[cand.numpy()],
+                          "tf_loglik": ll_N[cand.numpy()],
                           "token_match": match, "pixel_sim": sim, "nn_ratio": nn,
                           "extracted": (sim > threshold) & (nn < cfg.nn_ratio)})
-    return ExtractResult(table=table, threshold=threshold, heldout_sim=heldout_sim, prefix=prefix, train_acc=acc_N)
+    return ExtractResult(table=table, threshold=threshold, heldout_sim=heldout_sim, prefix=prefix, train_acc=acc_N, order=order)
 
 
 def unique_rows(image_ids: np.ndarray) -> np.ndarray:

@@ -100,8 +100,9 @@ def extraction(model: IARModel, data: RunData, cfg: ExtractConfig, out: Path) ->
     tr = tokenize_all(model, data.train_images, cfg.batch_size)
     ho = tokenize_all(model, data.heldout_images, cfg.batch_size)
     res = extract(model, tr, data.train_labels, data.train_ids, ho, data.heldout_labels, cfg)
-    acc_N = res.train_acc
     is_dup_N = data.copies > 1
+    rank_N = np.empty(len(is_dup_N))
+    rank_N[res.order] = np.arange(len(is_dup_N))
     table = res.table.assign(copies=data.copies[res.table["index"].to_numpy()])
     write_text(out / "candidates.csv", table.to_csv(index=False))
     save_npy(out / "heldout_sim.npy", res.heldout_sim)
@@ -112,8 +113,9 @@ def extraction(model: IARModel, data: RunData, cfg: ExtractConfig, out: Path) ->
         "n_duplicated": int(is_dup_N.sum()),
         "duplicated_in_candidates": int((table["copies"] > 1).sum()),
         "duplicated_extracted": int(((table["copies"] > 1) & table["extracted"]).sum()),
-        "duplicated_rank_auc": _auc(acc_N, is_dup_N),  # 1.0: every duplicate outranks every other image
-        "train_tf_acc_mean": float(acc_N.mean())})
+        "duplicated_rank_auc": _auc(-rank_N, is_dup_N),  # 1.0: every duplicate outranks every other image
+        "duplicated_mean_rank": float(rank_N[is_dup_N].mean()) if is_dup_N.any() else None,
+        "train_tf_acc_mean": float(res.train_acc.mean())})
     write_json(out / "config.json", {"extract": asdict(cfg)})
     write_json(out / "metrics.json", s)
     _table_to_stderr(f"extraction ({model.arch}): {s['n_extracted']}/{s['n_candidates']} extracted",

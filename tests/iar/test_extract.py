@@ -52,3 +52,19 @@ def test_fixed_candidates_threshold_and_dedupe():
     assert calibrate_threshold(sims, 0.05) == pytest.approx(0.95)
     assert (sims > calibrate_threshold(sims, 0.05)).mean() <= 0.05
     assert unique_rows(np.array([7, 3, 7, 9, 3])).tolist() == [0, 1, 3]
+
+
+def test_ranking_breaks_accuracy_ties_by_log_likelihood():
+    from memlab.iar.extract import rank_candidates
+
+    class Confident(FakeIAR):
+        """Always right; its confidence in sample b's true tokens is margin[b]."""
+
+        def teacher_forced_logits(self, tokens_BxL, labels_B):
+            margin_B = labels_B.float()
+            return torch.nn.functional.one_hot(tokens_BxL, self.vocab_size).float() * margin_B[:, None, None]
+
+    tr, _, _, _ = _data("raster", n_train=5)
+    order, acc, ll = rank_candidates(Confident(), tr, torch.tensor([1, 4, 2, 9, 3]), prefix=4)
+    assert (acc == 1.0).all() and order.tolist() == [3, 1, 4, 2, 0]
+    assert ll[3] == pytest.approx(-np.log(1 + 7 * np.exp(-9.0)), rel=1e-3)  # float32 log-softmax
