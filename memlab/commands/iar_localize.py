@@ -64,6 +64,7 @@ def register(iar_sub) -> None:
     p.add_argument("--no-by-block", action="store_true", help="skip the one-block-at-a-time edits")
     p.add_argument("--n-generate", type=int, default=64, help="samples for the Frechet distance (default 64)")
     p.add_argument("--seed", type=int, default=0, help="seed of random controls and samples (default 0)")
+    p.add_argument("--tag", default="", help="write to RUN/ablate-TAG instead of RUN/ablate (keep several edits)")
     _extract_args(p)
     p.set_defaults(func=run_ablate)
 
@@ -136,10 +137,12 @@ def run_ablate(args) -> int:
                        seed=args.seed)
     ext_cfg = _extract_config(args)
     q_cfg = QualityConfig(n_generate=args.n_generate, seed=args.seed, batch_size=args.batch_size)
+    if args.tag and not args.tag.replace("-", "").replace("_", "").isalnum():
+        raise UsageError(f"--tag must be letters, digits, '-' or '_', got {args.tag!r}")
     from pathlib import Path
 
     from memlab.iar.pipeline import ablation, load_units
 
-    model, data, out = _open(args.run, "ablate")
+    model, data, out = _open(args.run, f"ablate-{args.tag}" if args.tag else "ablate")
     units = load_units(model, data, Path(args.run) / "localize")
     return _emit(args, ablation(model, data, units, cfg, ext_cfg, q_cfg, out))
