@@ -33,11 +33,13 @@ def plot_unitmem(per_block: pd.DataFrame, per_scale_block: pd.DataFrame, path: P
         ax0.set_ylabel("scale (coarse -> fine)")
         fig.colorbar(im, ax=ax0, label="mean UnitMem")
     else:
-        ax0.bar(per_block["block"], per_block["mean_score"], color="tab:blue")
+        ax0.bar(range(len(per_block)), per_block["mean_score"], color="tab:blue")
         ax0.set_ylabel("mean UnitMem")
     ax0.set_xlabel("block")
-    ax1.bar(per_block["block"], per_block["top_share"], color="tab:red")
+    ax1.bar(range(len(per_block)), per_block["top_share"], color="tab:red")
     ax1.set_xlabel("block")
+    for ax in (ax0, ax1):
+        ax.set_xticks(range(len(per_block)), per_block["block"])
     ax1.set_ylabel("share of top-k% units")
     fig.suptitle(title or "UnitMem per block")
     save_figure(fig, path)
@@ -71,7 +73,7 @@ def plot_ablation(df: pd.DataFrame, path: Path, factor: float) -> None:
     """Extracted count, Frechet distance and held-out NLL against k for top / random / bottom edits."""
     plt = _plt()
     metrics = [("n_extracted", "extracted images"), ("fd", "Frechet distance"), ("nll", "held-out NLL (nats/token)")]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), layout="constrained")
     base = df[df["condition"] == "baseline"].iloc[0]
     sweep = df[df["block"] == -1]
     colors = {"top": "tab:red", "random": "tab:gray", "bottom": "tab:blue"}
@@ -101,7 +103,7 @@ def plot_block_ablation(df: pd.DataFrame, path: Path) -> None:
     base = df[df["condition"] == "baseline"].iloc[0]
     fig, axes = plt.subplots(1, 2, figsize=(8, 3))
     for ax, col, label in zip(axes, ("n_extracted", "fd"), ("extracted images", "Frechet distance")):
-        ax.bar(blocks["block"], blocks[col], color="tab:red")
+        ax.bar(blocks["block"].astype(str), blocks[col], color="tab:red")
         ax.axhline(base[col], color="k", ls="--", lw=1, label="no edit")
         ax.set_xlabel("edited block")
         ax.set_ylabel(label)
