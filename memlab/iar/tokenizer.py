@@ -30,6 +30,15 @@ def _resize(z_BxCxHxW: torch.Tensor, s: int) -> torch.Tensor:
     return F.interpolate(z_BxCxHxW, size=(s, s), mode="bicubic", align_corners=False)
 
 
+def scale_slices(sides) -> list[slice]:
+    """Positions of each s x s token map in the flat coarse-to-fine sequence."""
+    out, start = [], 0
+    for s in sides:
+        out.append(slice(start, start + s * s))
+        start += s * s
+    return out
+
+
 class ImageTokenizer(ModelMixin, ConfigMixin):
     config_name = "config.json"
 
@@ -66,11 +75,7 @@ class ImageTokenizer(ModelMixin, ConfigMixin):
         return self.vq.quantize.embedding.weight
 
     def scale_slices(self) -> list[slice]:
-        out, start = [], 0
-        for s in self.scales:
-            out.append(slice(start, start + s * s))
-            start += s * s
-        return out
+        return scale_slices(self.scales)
 
     def encode_latent(self, images_Bx3xHxW: torch.Tensor) -> torch.Tensor:
         return self.vq.encode(images_Bx3xHxW * 2 - 1).latents

@@ -35,6 +35,10 @@ class TokenizedIAR(IARModel):
     sample_temperature: float = 1.0
     sample_top_k: int | None = None
 
+    @property
+    def vocab_size(self) -> int:
+        return self.config.vocab_size
+
     def attach_tokenizer(self, tokenizer) -> None:
         if tokenizer.seq_len != self.seq_len or tokenizer.config.codebook_size != self.vocab_size:
             raise ValueError(f"tokenizer gives {tokenizer.seq_len} tokens over {tokenizer.config.codebook_size} codes; "
@@ -86,3 +90,18 @@ class TokenizedIAR(IARModel):
             (f"block.{i}.mlp", UnitSpec(module=b.mlp.act, weight=b.mlp.fc.weight, bias=b.mlp.fc.bias, block=i,
                                         path=f"{path}.{i}.mlp.act"))
             for i, b in enumerate(blocks))
+
+
+class AutoregressiveIAR(TokenizedIAR):
+    """Greedy continuation and seeded sampling on top of `_fill(tokens, labels, prefix, choose, use_cache)`,
+    where choose maps logits B x N x V of the next N positions to tokens B x N."""
+
+    def continue_greedy(self, tokens_BxL: torch.Tensor, labels_B: torch.Tensor, prefix: int) -> torch.Tensor:
+        self.check_tokens(tokens_BxL, labels_B)
+        return self._fill(tokens_BxL, labels_B, prefix, lambda logits_BxNxV: logits_BxNxV.argmax(-1))
+
+    def generate(self, labels_B: torch.Tensor, seeds: list[int], use_cache: bool = True) -> torch.Tensor:
+        gens = per_seed_generators(seeds)
+        start = torch.zeros(len(labels_B), self.seq_len, dtype=torch.long, device=labels_B.device)
+        pick = lambda logits_BxNxV: sample_rows(logits_BxNxV, gens, self.sample_temperature, self.sample_top_k)
+        return self._fill(start, labels_B, 0, pick, use_cache)

@@ -54,10 +54,6 @@ class MaskedTokenModel(ModelMixin, ConfigMixin, TokenizedIAR):
         return self.config.grid ** 2
 
     @property
-    def vocab_size(self) -> int:
-        return self.config.vocab_size
-
-    @property
     def mask_id(self) -> int:
         return self.config.vocab_size
 

@@ -16,12 +16,12 @@ from diffusers import ModelMixin
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from torch import nn
 
-from memlab.iar.models.base import TokenizedIAR, per_seed_generators, sample_rows
+from memlab.iar.models.base import AutoregressiveIAR
 from memlab.iar.models.layers import KVCache, Trunk
-from memlab.iar.tokenizer import _resize
+from memlab.iar.tokenizer import _resize, scale_slices
 
 
-class NextScaleTransformer(ModelMixin, ConfigMixin, TokenizedIAR):
+class NextScaleTransformer(ModelMixin, ConfigMixin, AutoregressiveIAR):
     config_name = "config.json"
     arch = "next-scale"
 
@@ -43,16 +43,8 @@ class NextScaleTransformer(ModelMixin, ConfigMixin, TokenizedIAR):
     def seq_len(self) -> int:
         return sum(s * s for s in self.config.scales)
 
-    @property
-    def vocab_size(self) -> int:
-        return self.config.vocab_size
-
     def scale_slices(self) -> list[slice]:
-        out, start = [], 0
-        for s in self.config.scales:
-            out.append(slice(start, start + s * s))
-            start += s * s
-        return out
+        return scale_slices(self.config.scales)
 
     def _scale_inputs(self, tokens_BxL: torch.Tensor, labels_B: torch.Tensor, k_from: int, k_to: int) -> torch.Tensor:
         """Input embeddings of scales k_from..k_to-1 (they depend on tokens of scales < k_to - 1 only)."""
@@ -84,7 +76,7 @@ class NextScaleTransformer(ModelMixin, ConfigMixin, TokenizedIAR):
 
     @torch.no_grad()
     def _fill(self, tokens_BxL, labels_B, prefix: int, choose, use_cache: bool = True):
-        """Keep scales < prefix, choose(logits_BxNxV) each later scale, coarse to fine."""
+        """Keep scales < prefix, choose(logits_BxNxV) -> B x N tokens for each later scale, coarse to fine."""
         out, slices = tokens_BxL.clone(), self.scale_slices()
         S = len(slices)
         if prefix >= S:
@@ -104,16 +96,6 @@ class NextScaleTransformer(ModelMixin, ConfigMixin, TokenizedIAR):
                 h = self._scale_inputs(out, labels_B, k + 1, k + 2)
                 logits = self.trunk(h, None, cache)  # a scale sees itself and everything cached
         return out
-
-    def continue_greedy(self, tokens_BxL, labels_B, prefix: int) -> torch.Tensor:
-        self.check_tokens(tokens_BxL, labels_B)
-        return self._fill(tokens_BxL, labels_B, prefix, lambda logits: logits.argmax(-1))
-
-    def generate(self, labels_B: torch.Tensor, seeds: list[int], use_cache: bool = True) -> torch.Tensor:
-        gens = per_seed_generators(seeds)
-        start = torch.zeros(len(labels_B), self.seq_len, dtype=torch.long, device=labels_B.device)
-        pick = lambda logits: sample_rows(logits, gens, self.sample_temperature, self.sample_top_k)
-        return self._fill(start, labels_B, 0, pick, use_cache)
 
     def units(self) -> "OrderedDict":
         return self.mlp_units(self.trunk.blocks, "trunk.blocks")

@@ -13,11 +13,11 @@ from diffusers import ModelMixin
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from torch import nn
 
-from memlab.iar.models.base import TokenizedIAR, per_seed_generators, sample_rows
+from memlab.iar.models.base import AutoregressiveIAR
 from memlab.iar.models.layers import KVCache, Trunk
 
 
-class RasterTransformer(ModelMixin, ConfigMixin, TokenizedIAR):
+class RasterTransformer(ModelMixin, ConfigMixin, AutoregressiveIAR):
     config_name = "config.json"
     arch = "raster"
 
@@ -34,10 +34,6 @@ class RasterTransformer(ModelMixin, ConfigMixin, TokenizedIAR):
     @property
     def seq_len(self) -> int:
         return self.config.seq_len
-
-    @property
-    def vocab_size(self) -> int:
-        return self.config.vocab_size
 
     def _inputs(self, tokens_BxT: torch.Tensor, labels_B: torch.Tensor, start: int = 0) -> torch.Tensor:
         """Embeddings of positions start..start+T-1 given the tokens before each (tokens_BxT = t[start-1 ...])."""
@@ -57,34 +53,24 @@ class RasterTransformer(ModelMixin, ConfigMixin, TokenizedIAR):
 
     @torch.no_grad()
     def _fill(self, tokens_BxL: torch.Tensor, labels_B: torch.Tensor, prefix: int, choose, use_cache: bool = True):
-        """Keep tokens < prefix, choose(logits_BxV) the rest left to right."""
+        """Keep tokens < prefix, choose(logits_Bx1xV) -> B x 1 the rest, left to right."""
         out = tokens_BxL.clone()
         L = self.seq_len
         if prefix >= L:
             return out
         if not use_cache:
             for i in range(prefix, L):
-                out[:, i] = choose(self(out[:, : i + 1], labels_B)[:, -1])
+                out[:, i] = choose(self(out[:, : i + 1], labels_B)[:, -1:])[:, 0]
             return out
         cache = KVCache(len(self.trunk.blocks))
         # prefill: class token and the kept tokens in one causal pass; its last position predicts token `prefix`
         h = torch.cat([self.cls_emb(labels_B)[:, None], self.tok_emb(out[:, :prefix])], 1) + self.pos_emb[: prefix + 1]
-        logits = self.trunk(h, self.causal_LxL[: prefix + 1, : prefix + 1], cache)[:, -1]
+        logits_Bx1xV = self.trunk(h, self.causal_LxL[: prefix + 1, : prefix + 1], cache)[:, -1:]
         for i in range(prefix, L):
-            out[:, i] = choose(logits)
+            out[:, i] = choose(logits_Bx1xV)[:, 0]
             if i + 1 < L:
-                logits = self.trunk(self._inputs(out[:, i: i + 1], labels_B, start=i + 1), None, cache)[:, -1]
+                logits_Bx1xV = self.trunk(self._inputs(out[:, i: i + 1], labels_B, start=i + 1), None, cache)
         return out
-
-    def continue_greedy(self, tokens_BxL, labels_B, prefix: int) -> torch.Tensor:
-        self.check_tokens(tokens_BxL, labels_B)
-        return self._fill(tokens_BxL, labels_B, prefix, lambda logits_BxV: logits_BxV.argmax(-1))
-
-    def generate(self, labels_B: torch.Tensor, seeds: list[int], use_cache: bool = True) -> torch.Tensor:
-        gens = per_seed_generators(seeds)
-        start = torch.zeros(len(labels_B), self.seq_len, dtype=torch.long, device=labels_B.device)
-        pick = lambda logits_BxV: sample_rows(logits_BxV[:, None], gens, self.sample_temperature, self.sample_top_k)[:, 0]
-        return self._fill(start, labels_B, 0, pick, use_cache)
 
     def units(self) -> "OrderedDict":
         return self.mlp_units(self.trunk.blocks, "trunk.blocks")
