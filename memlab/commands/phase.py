@@ -57,7 +57,7 @@ def print_summary(summary: list[dict]) -> None:
 
     t = Table(title="observed transition (ratio = 0.5) vs predicted crossover M*/N")
     for col in ("data", "N", "model", "sizes", "observed M/N", "95% interval", "bracket [<0.1, >=0.9]",
-                "predicted M*/N", "pred. interval", "in interval"):
+                "predicted M*/N", "pred. interval", "in interval", "last-checkpoint change"):
         t.add_column(col)
     for r in summary:
         o, p = r["observed"], r["predicted"]
@@ -68,7 +68,8 @@ def print_summary(summary: list[dict]) -> None:
                   f"[{_fmt(o.get('bracket', [None, None])[0])}, {_fmt(o.get('bracket', [None, None])[1])}]",
                   _fmt(p.get("m_over_n")) if not p.get("error") else f"error: {p['error'][:40]}",
                   f"[{_fmt(p['interval'][0])}, {_fmt(p['interval'][1])}]",
-                  {True: "yes", False: "no", None: "-"}[r.get("prediction_in_interval")])
+                  {True: "yes", False: "no", None: "-"}[r.get("prediction_in_interval")],
+                  _fmt(o.get("max_change_last_checkpoint")))
     Console(file=sys.stderr, width=160).print(t)  # wide even when stderr is not a terminal
 
 

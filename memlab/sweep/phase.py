@@ -53,6 +53,19 @@ def bootstrap_crossing(x_S, ratios: list[np.ndarray], samples: list[np.ndarray],
     return np.array([crossing(x_S, c, level) for c in curves_BxS])
 
 
+def _previous_ratio(rows: pd.DataFrame) -> float | None:
+    """Mean over seeds of the ratio at the second-to-last training checkpoint: beside the final ratio it
+    shows whether training ran long enough for the curve to stop moving."""
+    if "checkpoints_json" not in rows:
+        return None
+    vals = []
+    for text in rows["checkpoints_json"]:
+        ck = [c for c in json.loads(text) if c.get("memorization_ratio") is not None]
+        if len(ck) >= 2:
+            vals.append(ck[-2]["memorization_ratio"])
+    return float(np.mean(vals)) if len(vals) == len(rows) else None
+
+
 def _finite_or_none(v: float) -> float | None:
     return float(v) if v is not None and math.isfinite(v) else None
 
@@ -70,7 +83,13 @@ def observed_transition(group: pd.DataFrame, n_boot: int = 2000, seed: int = 0) 
     sizes = [{"size": int(s), "m_over_n": float(x), "mean_ratio": float(m), "min_ratio": float(r.min()),
               "max_ratio": float(r.max()), "seeds": int(len(r))}
              for s, x, m, r in zip(np.array(list(by_size.groups))[order], x_S, mean_S, ratios)]
-    out: dict[str, Any] = {"sizes": sizes, "n_rows": int(len(group)), "n_bad_rows": int(len(group) - len(good))}
+    prev = [_previous_ratio(g) for _, g in by_size]
+    for rec, i in zip(sizes, order):
+        rec["mean_ratio_previous_checkpoint"] = prev[i]
+    moved = [abs(r["mean_ratio"] - r["mean_ratio_previous_checkpoint"]) for r in sizes
+             if r["mean_ratio_previous_checkpoint"] is not None]
+    out: dict[str, Any] = {"sizes": sizes, "n_rows": int(len(group)), "n_bad_rows": int(len(group) - len(good)),
+                           "max_change_last_checkpoint": max(moved) if moved else None}
     if len(x_S) < 2:
         out.update(m_over_n=None, interval=[None, None], interval_open=[True, True], bracket=[None, None],
                    where="too few sizes")
@@ -79,7 +98,11 @@ def observed_transition(group: pd.DataFrame, n_boot: int = 2000, seed: int = 0) 
     boot = np.sort(bootstrap_crossing(x_S, ratios, samples, n_boot=n_boot, seed=seed))
     lo, hi = boot[int(math.floor(0.025 * (n_boot - 1)))], boot[int(math.ceil(0.975 * (n_boot - 1)))]
     where = "below the grid" if point == -math.inf else "above the grid" if point == math.inf else "inside the grid"
-    out.update(m_over_n=_finite_or_none(point), interval=[_finite_or_none(lo), _finite_or_none(hi)],
+    # An interval that leaves the grid is open on that side; one wholly above (below) it starts at the
+    # largest (ends at the smallest) size: the transition is known only to lie beyond it.
+    lo_v = float(x_S[-1]) if lo == math.inf else _finite_or_none(lo)
+    hi_v = float(x_S[0]) if hi == -math.inf else _finite_or_none(hi)
+    out.update(m_over_n=_finite_or_none(point), interval=[lo_v, hi_v],
                interval_open=[lo == -math.inf, hi == math.inf], bracket=list(bracket(x_S, mean_S)), where=where,
                boot_not_crossing=float(np.mean(~np.isfinite(boot))))
     return out

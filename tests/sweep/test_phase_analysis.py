@@ -76,3 +76,24 @@ def test_summary_sets_the_prediction_beside_the_observation():
     failed.loc[failed["size"] == 50, "status"] = "failed"
     s2 = {r["data_key"]: r for r in summarize(failed, preds, n_boot=50)}
     assert len(s2["a"]["observed"]["sizes"]) == 3 and s2["a"]["observed"]["n_bad_rows"] == 3
+
+
+def test_convergence_diagnostic_is_the_change_since_the_previous_checkpoint():
+    import json
+
+    df = rows([0.2, 0.8], [[0.0, 0.0], [1.0, 0.8]], 0)
+    curves = {0.2: [[0.9, 0.1, 0.0], [0.9, 0.0, 0.0]], 0.8: [[1.0, 1.0, 1.0], [1.0, 0.6, 0.8]]}
+    df["checkpoints_json"] = [json.dumps([{"step": s, "memorization_ratio": v} for s, v in enumerate(curves[x][seed])])
+                              for x, seed in zip(df["m_over_n"], df["seed"])]
+    obs = observed_transition(df, n_boot=20)
+    assert [s["mean_ratio_previous_checkpoint"] for s in obs["sizes"]] == pytest.approx([0.05, 0.8])
+    assert obs["max_change_last_checkpoint"] == pytest.approx(0.1)  # |0.9 - 0.8| at M/N = 0.8
+
+
+def test_a_transition_beyond_the_grid_gives_a_one_sided_interval():
+    obs = observed_transition(rows([0.1, 0.4], [[0.0, 0.0], [0.05, 0.0]], 100), n_boot=100)
+    assert obs["where"] == "above the grid" and obs["m_over_n"] is None
+    assert obs["interval"][0] == pytest.approx(0.4) and obs["interval_open"] == [False, True]
+    s = summarize(rows([0.1, 0.4], [[0.0, 0.0], [0.05, 0.0]], 100, key="k"),
+                  {"k": {"m_star_over_n": 0.9, "interval": [0.85, 0.95]}}, n_boot=100)
+    assert s[0]["prediction_in_interval"] is True  # consistent: both say beyond 0.4
