@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from memlab.iar.interface import IARModel, UnitSpec
+from memlab.iar.tokenizer import scale_slices
 
 ORACLE_LOGIT = 50.0
 
@@ -66,11 +67,7 @@ class FakeIAR(nn.Module, IARModel):
         return self._vocab
 
     def scale_slices(self) -> list[slice]:
-        out, start = [], 0
-        for s in self.sides:
-            out.append(slice(start, start + s * s))
-            start += s * s
-        return out
+        return scale_slices(self.sides)
 
     def tokenize(self, images_Bx3xHxW: torch.Tensor) -> torch.Tensor:
         grey_Bx1xHxW = images_Bx3xHxW.float().mean(dim=1, keepdim=True)
