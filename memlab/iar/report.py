@@ -23,7 +23,7 @@ def plot_unitmem(per_block: pd.DataFrame, per_scale_block: pd.DataFrame, path: P
     """Heat-map of mean UnitMem per (scale, block) when there are several scales, bars per block
     otherwise; beside it, the share of the global top-k% units in each block."""
     plt = _plt()
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9.5, 3.4), layout="constrained")
     scales = sorted(per_scale_block["scale"].unique())
     if len(scales) > 1:
         grid = per_scale_block.pivot(index="scale", columns="block", values="mean_score")
