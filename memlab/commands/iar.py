@@ -38,7 +38,7 @@ def _register_train(sub) -> None:
     t = IARTrainConfig()
     p = sub.add_parser("train", help="train a tokenizer and an IAR model on an image set",
                        description="Train the tokenizer, then the IAR model, into a run directory (config.json, "
-                                   "metrics.json, tokenizer/, model/). Resumable with --resume.")
+                                   "metrics.json, curves.png, samples.png, tokenizer/, model/). Resumable with --resume.")
     add_image_data_args(p)
     g = p.add_argument_group("model and training")
     g.add_argument("--arch", default=t.arch, help=f"{', '.join(ARCHS)} (default {t.arch})")

@@ -21,6 +21,7 @@ from memlab.errors import UsageError
 from memlab.iar.checkpoint import latest_epoch, load_stage, save_stage
 from memlab.iar.config import RunConfig
 from memlab.iar.data import image_set_tensors
+from memlab.iar.figures import plot_curves, plot_samples
 from memlab.iar.load import read_run_config
 from memlab.iar.models import MODEL_CLASSES
 from memlab.iar.tokenizer import ImageTokenizer
@@ -52,6 +53,11 @@ def build_model(cfg: RunConfig, num_classes: int):
     if t.arch == "raster":
         return MODEL_CLASSES[t.arch](seq_len=grid * grid, **common)
     return MODEL_CLASSES[t.arch](grid=grid, image_size=cfg.data.size, reveal_seed=t.seed, **common)
+
+
+def default_prefix(model) -> int:
+    """A short prefix: 2 scales (next-scale), else a quarter of the tokens."""
+    return 2 if model.arch == "next-scale" else max(1, model.seq_len // 4)
 
 
 def _batches(n: int, batch_size: int, g: torch.Generator):
@@ -198,6 +204,10 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: b
         bar.set_postfix(train_nll=f"{row['train_nll']:.3f}", heldout_nll=f"{row['heldout_nll']:.3f}")
     if not (run / "model" / "config.json").is_file() or st.start < t.epochs:
         st.finish(run)
+    model = st.module.eval()
+    model.attach_tokenizer(tok)
+    plot_curves(metrics, run / "curves.png")
+    plot_samples(model, train_x[:8], train_y[:8], default_prefix(model), run / "samples.png")
     metrics["final"] = {"tokenizer": metrics["tokenizer"][-1] if metrics["tokenizer"] else {},
                         "model": metrics["model"][-1] if metrics["model"] else {}}
     write_json(run / "metrics.json", metrics)

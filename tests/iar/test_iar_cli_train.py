@@ -29,6 +29,7 @@ def test_train_writes_a_loadable_run_and_json(arch, tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     assert [r["epoch"] for r in metrics["model"]] == [1, 2] and len(metrics["tokenizer"]) == 1
     assert res["final"]["model"] == metrics["model"][-1]
+    assert (out / "curves.png").stat().st_size > 1000 and (out / "samples.png").stat().st_size > 1000
     assert np.isfinite(res["final"]["model"]["heldout_nll"])
     model = load_run(out)
     assert model.arch == arch and not model.training
