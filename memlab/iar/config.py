@@ -51,7 +51,7 @@ class IARTrainConfig:
     epochs: int = 60
     tokenizer_epochs: int = 30
     batch_size: int = 32
-    lr: float = 2e-3
+    lr: float = 5e-3
     tokenizer_lr: float = 2e-3
     weight_decay: float = 0.01
     warmup_frac: float = 0.05

@@ -26,14 +26,14 @@ def plot_curves(metrics: dict, path: Path) -> None:
     if tok:
         a.plot([r["epoch"] for r in tok], [r["train_mse"] for r in tok], label="train")
         a.plot([r["epoch"] for r in tok], [r["heldout_mse"] for r in tok], label="held-out")
+        a.legend()
     a.set(title="tokenizer reconstruction", xlabel="epoch", ylabel="pixel MSE ([0,1] pixels)", yscale="log")
-    a.legend()
     mod = metrics.get("model", [])
     if mod:
         b.plot([r["epoch"] for r in mod], [r["train_nll"] for r in mod], label="train")
         b.plot([r["epoch"] for r in mod], [r["heldout_nll"] for r in mod], label="held-out")
+        b.legend()
     b.set(title="IAR model", xlabel="epoch", ylabel="teacher-forced token NLL (nats)")
-    b.legend()
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)
