@@ -204,9 +204,10 @@ def make_cells(spec: SweepSpec, cfg: DataConfig, sizes, resolve_train: Callable[
 
 
 def refined_sizes(sizes: list[int], mean_ratio: list[float], points: int) -> list[int]:
-    """Up to `points` new sizes strictly between the last size with mean ratio < 0.1 (below the first
-    size with ratio >= 0.9) and that first size, evenly spaced; [] when there is no such bracket or no
-    integer room left in it."""
+    """Up to `points` new sizes strictly between the last size with mean ratio < 0.1 (below the first size
+    with ratio >= 0.9) and that first size: each goes to the middle of the widest remaining gap inside
+    that bracket, so a bracket already on a fine grid still gets refined. [] when there is no bracket
+    or no integer room left in it."""
     order = sorted(range(len(sizes)), key=lambda i: sizes[i])
     xs = [sizes[i] for i in order]
     ys = [mean_ratio[i] for i in order]
@@ -216,7 +217,14 @@ def refined_sizes(sizes: list[int], mean_ratio: list[float], points: int) -> lis
     lo = max((i for i in range(hi) if ys[i] < 0.1), default=None)
     if lo is None:
         return []
-    a, b = xs[lo], xs[hi]
-    step = (b - a) / (points + 1)
-    new = {round(a + step * (j + 1)) for j in range(points)}
-    return sorted(s for s in new if a < s < b and s not in xs)
+    inside = xs[lo:hi + 1]
+    new: list[int] = []
+    for _ in range(points):
+        gaps = [(b - a, a, b) for a, b in zip(inside, inside[1:]) if b - a >= 2]
+        if not gaps:
+            break
+        width, a, b = max(gaps, key=lambda g: (g[0], -g[1]))  # widest; the smallest sizes first on ties
+        mid = a + width // 2
+        new.append(mid)
+        inside = sorted(inside + [mid])
+    return sorted(new)

@@ -75,9 +75,11 @@ def test_missing_spec_file_and_malformed_toml(tmp_path):
 def test_refined_sizes_fill_the_bracket_only():
     sizes = [10, 20, 40, 80, 100]
     ratios = [0.0, 0.05, 0.5, 0.95, 1.0]
-    # last < 0.1 is 20, first >= 0.9 is 80: points evenly spaced strictly inside; 40 is already there
-    assert refined_sizes(sizes, ratios, 3) == [35, 50, 65]
-    assert refined_sizes(sizes, ratios, 5) == [30, 50, 60, 70]
+    # last < 0.1 is 20, first >= 0.9 is 80 (40 inside): each point halves the widest gap
+    assert refined_sizes(sizes, ratios, 3) == [30, 50, 60]
+    assert refined_sizes(sizes, ratios, 5) == [25, 30, 50, 60, 70]
+    # a bracket already on a fine grid is still refined (the acceptance sweep's case)
+    assert refined_sizes([60, 70, 80, 90, 100], [0.02, 0.14, 0.45, 0.85, 1.0], 3) == [65, 75, 85]
     assert refined_sizes(sizes, [0.0, 0.0, 0.3, 0.5, 0.8], 3) == []  # never reaches 0.9
     assert refined_sizes(sizes, [0.5, 0.6, 0.7, 0.95, 1.0], 3) == []  # never below 0.1
     assert refined_sizes([10, 11], [0.0, 1.0], 3) == []  # no integer room
