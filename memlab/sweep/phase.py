@@ -131,7 +131,9 @@ def summarize(table: pd.DataFrame, predictions: dict[str, dict | None], n_boot: 
         p = _finite_or_none(pred.get("m_star_over_n"))
         p_int = [_finite_or_none(v) for v in (pred.get("interval") or [None, None])]
         rec["observed"] = obs
-        rec["predicted"] = {"m_over_n": p, "interval": p_int, "error": pred.get("error")}
+        w = pred.get("weighting")
+        rec["predicted"] = {"m_over_n": p, "interval": p_int, "error": pred.get("error"),
+                            "weighting": w if isinstance(w, str) or w is None else "custom"}
         rec["prediction_in_interval"] = _within(p, *obs.get("interval", [None, None]), obs.get("interval_open", [True, True])) \
             if obs.get("m_over_n") is not None or any(obs.get("interval_open", [])) else None
         o_lo, o_hi = obs.get("interval", [None, None])

@@ -26,6 +26,11 @@ def _label(rec: dict) -> str:
     return f"{rec['dataset']} {d}K={rec['components']} N={rec['n_train']}"
 
 
+def _weighting(summary: list[dict]) -> str:
+    names = {r["predicted"].get("weighting") for r in summary} - {None}
+    return f", {'/'.join(sorted(names))} weighting" if names else ""
+
+
 def _good(table: pd.DataFrame) -> pd.DataFrame:
     return table[~table["status"].isin(BAD_STATUS)]
 
@@ -45,9 +50,11 @@ def ratio_panel(ax, table: pd.DataFrame, summary: list[dict]) -> None:
         pred = rec["predicted"]
         if pred.get("m_over_n") is not None:
             ax.axvline(pred["m_over_n"], color=c, ls="--", lw=1.2)
+            if None not in pred["interval"]:
+                ax.axvspan(*pred["interval"], facecolor="none", edgecolor=c, hatch="///", lw=0, alpha=0.5)
     ax.axhline(0.5, color="gray", lw=0.6, ls=":")
     ax.set(xlabel="M / N", ylabel="memorization ratio", ylim=(-0.03, 1.03),
-           title="ratio vs size (dashed: predicted M*/N; band: observed 95% interval)")
+           title=f"ratio vs size (dashed, hatched: predicted M*/N{_weighting(summary)}; band: observed 95%)")
     ax.legend(fontsize=7)
 
 
@@ -94,7 +101,7 @@ def phase_panel(ax, table: pd.DataFrame, summary: list[dict]) -> None:
         y = np.array([np.nan if v is None else v for v in p], float)
         lo = np.array([np.nan if e[0] is None else e[0] for e in pe], float)
         hi = np.array([np.nan if e[1] is None else e[1] for e in pe], float)
-        ax.plot(n, y, "k-", lw=1.5, label="predicted M*/N")
+        ax.plot(n, y, "ko-", lw=1.5, ms=4, label=f"predicted M*/N{_weighting(recs)}")
         ax.fill_between(n, lo, hi, color="k", alpha=0.15, lw=0)
     obs = [(r["n_train"], r["observed"]["m_over_n"]) for r in recs if r["observed"].get("m_over_n") is not None]
     if obs:
@@ -120,7 +127,7 @@ def agreement_panel(ax, summary: list[dict]) -> None:
     vals = [v for p, o in pts for v in (p["m_over_n"], o["m_over_n"])] or [0.0, 1.0]
     lo, hi = 0.0, max(1.0, max(vals) * 1.1)
     ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="observed = predicted")
-    ax.set(xlim=(lo, hi), ylim=(lo, hi), xlabel="predicted M*/N", ylabel="observed transition M/N",
+    ax.set(xlim=(lo, hi), ylim=(lo, hi), xlabel=f"predicted M*/N{_weighting(summary)}", ylabel="observed transition M/N",
            title=f"predicted vs observed ({len(pts)} of {len(summary)} configurations cross inside the grid)")
     ax.legend(fontsize=7)
 
