@@ -35,14 +35,18 @@ class QualityConfig:
 
 
 def heldout_nll(model: IARModel, tokens_BxL: torch.Tensor, labels_B: torch.Tensor, batch_size: int = 64) -> float:
-    """Mean teacher-forced cross-entropy, nats per token."""
+    """Mean teacher-forced cross-entropy, nats per predicted token (masked models: their masked half; the
+    revealed half is given, not predicted)."""
+    keep_L = torch.ones(tokens_BxL.shape[1], dtype=torch.bool)
+    if model.arch == "masked" and callable(getattr(model, "scored_positions", None)):
+        keep_L = model.scored_positions().cpu()
     total, count = 0.0, 0
     with torch.no_grad():
         for i in range(0, len(tokens_BxL), batch_size):
             t, y = tokens_BxL[i:i + batch_size], labels_B[i:i + batch_size]
-            logits_BxLxV = model.teacher_forced_logits(t, y)
-            total += float(F.cross_entropy(logits_BxLxV.flatten(0, 1).float(), t.flatten(), reduction="sum"))
-            count += t.numel()
+            logits_BxLxV = model.teacher_forced_logits(t, y)[:, keep_L]
+            total += float(F.cross_entropy(logits_BxLxV.flatten(0, 1).float(), t[:, keep_L].flatten(), reduction="sum"))
+            count += t[:, keep_L].numel()
     return total / count
 
 
