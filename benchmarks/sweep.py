@@ -82,8 +82,11 @@ def main() -> int:
     except ImportError:
         have_ray = False
     if have_ray and not args.skip_ray:
-        result["ray"] = time_backend("ray", args.workers)
-        result["ray_over_local"] = result["ray"]["cells_per_hour"] / result["local"]["cells_per_hour"]
+        try:
+            result["ray"] = time_backend("ray", args.workers)
+            result["ray_over_local"] = result["ray"]["cells_per_hour"] / result["local"]["cells_per_hour"]
+        except Exception as e:  # noqa: BLE001 - e.g. the raylet's 15 s agent timeout on an overloaded machine
+            result["ray"] = f"failed: {type(e).__name__}: {str(e).splitlines()[0]}"
     else:
         result["ray"] = "skipped (Ray not installed: pip install -e '.[ray]')" if not have_ray else "skipped"
     result["seed_modes"] = time_seed_modes(args.seeds, args.steps)
