@@ -36,7 +36,8 @@ class GMMMixture(nn.Module):
         means_MxD = self.param("means_MxD", nn.initializers.normal(1.0), (self.size, self.dim))
         std = self.param("std", nn.initializers.ones, ())
         logw_M = jnp.zeros((self.size,), x_BxD.dtype)
-        # gmm_posterior_mean broadcasts a (B, 1) time column: the logits stay one B x M matmul.
+        # gmm_posterior_mean broadcasts a (B, 1) time column: the logits stay one B x M matmul
+        # (|x_t|^2 is dropped: it cancels in the softmax).
         return gmm_posterior_mean(x_BxD, t_B[:, None], means_MxD, std**2, logw_M)
 
 

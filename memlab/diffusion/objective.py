@@ -6,8 +6,6 @@ gives each grid time the factor applied to its x0 loss in the training objective
 
 from __future__ import annotations
 
-from typing import Callable
-
 import jax
 import jax.numpy as jnp
 import numpy as np

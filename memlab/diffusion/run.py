@@ -68,8 +68,7 @@ def train_and_evaluate(data_cfg: DataConfig, train_cfg: TrainConfig, out_dir: Pa
 
 class _Run:
     def __init__(self, dataset, cfg: TrainConfig, config: dict, out: Path | None, progress: bool):
-        import jax  # noqa: F401  (framework import stays out of `memlab --help`)
-
+        # framework imports stay inside: `memlab --help` imports this module's CLI, not JAX
         from memlab.diffusion.evaluate import Evaluator
         from memlab.diffusion.rng import TAG_TRAIN, key_data, seed_key
         from memlab.diffusion.models import build_denoiser, init_params, param_count
@@ -80,7 +79,7 @@ class _Run:
         self.seeds = cfg.seed_list(int(config["data"]["seed"]))
         self.grid_T = default_grid(cfg.grid_points)
         self.den = build_denoiser(cfg.model, cfg.size, cfg.depth, cfg.predict, dataset)
-        self.trainer = Trainer(self.den, cfg, dataset.train_NxD, self.grid_T)
+        self.trainer = Trainer(self.den, cfg, dataset.train_NxD, self.grid_T, len(self.seeds))
         self.evaluator = Evaluator(self.den, dataset, cfg, self.grid_T)
         inits = [init_params(self.den, cfg.init, dataset, s) for s in self.seeds]
         self.param_count = param_count(inits[0])

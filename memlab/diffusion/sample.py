@@ -32,7 +32,8 @@ def ancestral_update(x_BxD, x0_BxD, t, t_next, key_B):
     s2_ts = sigma(t) ** 2 - a_ts**2 * sigma(t_next) ** 2
     mean = (a_ts * sigma(t_next) ** 2 * x_BxD + alpha(t_next) * s2_ts * x0_BxD) / sigma(t) ** 2
     std = jnp.sqrt(s2_ts) * sigma(t_next) / sigma(t)
-    noise_BxD = jax.vmap(lambda k: jax.random.normal(k, x_BxD.shape[1:], x_BxD.dtype))(key_B)
+    dtype = jnp.asarray(x_BxD).dtype  # the default float (float32 unless x64 is on)
+    noise_BxD = jax.vmap(lambda k: jax.random.normal(k, x_BxD.shape[1:], dtype))(key_B)
     return mean + std * noise_BxD
 
 

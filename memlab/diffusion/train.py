@@ -6,8 +6,9 @@ key and step counter; the key of step s is fold_in(key, s), so a resumed run dra
 uninterrupted one would. A non-finite loss or parameter freezes that seed at its last finite state and
 records the step (status 'diverged'), instead of training on garbage.
 
-Seeds: 'vmap' trains all seeds in one vectorised chunk (pays off on accelerators), 'sequential' runs
-them one after another (faster on a few CPU cores, see benchmarks/train.py); 'auto' picks by backend."""
+Seeds: 'vmap' trains all seeds in one vectorised chunk, 'sequential' runs them one after another; 'auto'
+picks vmap while the stacked activations fit in memory (measured faster even on 2 CPU cores, see
+benchmarks/train.py)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from memlab.diffusion.objective import training_objective
 from memlab.diffusion.rng import wrap
 
 MAX_CHUNK = 256
+VMAP_BYTES = 2**31
 
 
 def lr_schedule(lr: float, steps: int, warmup_frac: float, final_lr: float):
@@ -38,10 +40,15 @@ def make_optimizer(cfg) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(cfg.clip), optax.adam(sched))
 
 
-def resolve_seed_mode(mode: str) -> str:
+def resolve_seed_mode(mode: str, n_seeds: int = 1, rows: int = 0, width: int = 0) -> str:
+    """'auto': vmap when there are several seeds and their stacked activations (about 4 arrays of
+    rows x width floats per seed) fit VMAP_BYTES, else sequential. On accelerators vmap is the point; on
+    2 CPU cores vmap was also measured faster, 1.3x to 1.6x (benchmarks/results/train.json)."""
     if mode != "auto":
         return mode
-    return "sequential" if jax.default_backend() == "cpu" else "vmap"
+    if n_seeds <= 1:
+        return "sequential"
+    return "vmap" if n_seeds * rows * width * 16 <= VMAP_BYTES else "sequential"
 
 
 def chunk_length(steps: int, n_checkpoints: int) -> int:
@@ -68,14 +75,15 @@ def _select(ok, new, old):
 class Trainer:
     """Owns the optimizer, the objective and the compiled chunk for one configuration."""
 
-    def __init__(self, den, cfg, train_NxD, grid_T):
+    def __init__(self, den, cfg, train_NxD, grid_T, n_seeds: int = 1):
         self.den, self.cfg = den, cfg
         self.tx = make_optimizer(cfg)
         self.noise, self.objective = training_objective(den.x0, cfg.weighting, grid_T, cfg.draws, cfg.batch,
                                                         *np.shape(train_NxD))
         self.train_NxD = jnp.asarray(train_NxD, jnp.float32)
         self.length = chunk_length(cfg.steps, cfg.n_checkpoints)
-        self.mode = resolve_seed_mode(cfg.seed_mode)
+        n, d = np.shape(train_NxD)
+        self.mode = resolve_seed_mode(cfg.seed_mode, n_seeds, (cfg.batch or n) * cfg.draws, cfg.size + d)
         self._chunk = jax.jit(self._chunk_fn())
 
     def init_state(self, params, key) -> dict:

@@ -50,7 +50,7 @@ def test_sample_i_depends_only_on_seed_i(gmm, method):
 def test_updates_on_a_point_mass():
     """With x0_hat = x0 exactly, DDIM keeps x_t on the ray alpha_t x0 + sigma_t eps with the same eps, and
     the ancestral mean does the same in expectation."""
-    x0, eps = np.array([[1.0, -2.0]]), np.array([[0.3, 0.7]])
+    x0, eps = np.array([[1.0, -2.0]], np.float32), np.array([[0.3, 0.7]], np.float32)
     t, t2 = 0.8, 0.3
     x_t = np.sqrt(1 - t**2) * x0 + t * eps
     want = np.sqrt(1 - t2**2) * x0 + t2 * eps

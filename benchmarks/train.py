@@ -1,0 +1,138 @@
+"""Training throughput: steps/s and achieved GFLOP/s of the mixture estimator at d=50, K=12, N=200, M=160,
+R=100, full batch (20,000 rows per step), and of an MLP denoiser with a comparable parameter count, next
+to the dense float32 matmul GFLOP/s measured in the same run (the ratio is the model FLOP utilization,
+MFU). Also times several seeds trained under vmap against one after another (what seed_mode 'auto'
+picks). Writes benchmarks/results/train.json.
+
+Model FLOPs per step are counted analytically from the matmuls (forward and backward, as MFU is usually
+defined); XLA's own count of the compiled step is reported next to them.
+
+    .venv/bin/python benchmarks/train.py [--steps 40] [--out benchmarks/results/train.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import time
+from pathlib import Path
+
+
+def dense_matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
+    import jax
+    import jax.numpy as jnp
+
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+    f = jax.jit(lambda x: x @ a)
+    f(a).block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        f(a).block_until_ready()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def mixture_matmul_flops(rows: int, m: int, d: int) -> float:
+    """Forward: logits x M^T and weights M (2 B M d each); backward: three more of the same size (the
+    gradient of the weights, and the two contributions to the gradient of the means)."""
+    return 5 * 2 * rows * m * d
+
+
+def mlp_matmul_flops(rows: int, den, params) -> float:
+    """2 flops per weight per row forward, twice that backward (input and weight gradients)."""
+    import jax
+
+    weights = sum(a.size for a in jax.tree_util.tree_leaves(params) if a.ndim == 2)
+    return 6 * rows * weights
+
+
+def time_training(data_cfg, train_cfg, steps: int, n_seeds: int = 1) -> dict:
+    """Steps/s of Trainer.advance (compiled once beforehand) and XLA's flop count of one chunk."""
+    import jax
+    import numpy as np
+
+    from memlab.config import load_dataset
+    from memlab.diffusion.models import build_denoiser, init_params, param_count
+    from memlab.diffusion.process import default_grid
+    from memlab.diffusion.rng import TAG_TRAIN, key_data, seed_key
+    from memlab.diffusion.train import Trainer, stack
+
+    ds = load_dataset(data_cfg)
+    den = build_denoiser(train_cfg.model, train_cfg.size, train_cfg.depth, train_cfg.predict, ds)
+    trainer = Trainer(den, train_cfg, ds.train_NxD, default_grid(), n_seeds)
+    params = [init_params(den, train_cfg.init, ds, s) for s in range(n_seeds)]
+    state = stack([trainer.init_state(p, key_data(seed_key(s, TAG_TRAIN))) for s, p in enumerate(params)])
+    state = trainer.advance(state, trainer.length)  # compile, and leave the pmem start
+    jax.block_until_ready(state)
+    t0 = time.perf_counter()
+    state = trainer.advance(state, steps)
+    jax.block_until_ready(state)
+    seconds = time.perf_counter() - t0
+    xla_flops = None
+    if trainer.mode == "sequential":
+        one = jax.tree_util.tree_map(lambda a: a[0], state)
+        cost = trainer._chunk.lower(one, np.int32(1), trainer.train_NxD).compile().cost_analysis()
+        cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+        # the chunk is a scan of `length` gated steps; XLA counts the loop body once
+        xla_flops = float(cost.get("flops", float("nan"))) if cost else None
+    return {"steps_per_second": steps * n_seeds / seconds, "seconds": seconds, "steps": steps, "seeds": n_seeds,
+            "param_count": param_count(params[0]), "rows_per_step": ds.n_train * train_cfg.draws,
+            "xla_flops_per_step": xla_flops, "den": den, "params": params[0], "mode": trainer.mode}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=40, help="timed steps per measurement")
+    ap.add_argument("--mlp-width", type=int, default=16, help="MLP width (16 x depth 2 ~ the mixture's 8,001)")
+    ap.add_argument("--seeds", type=int, default=4, help="seeds for the vmap-vs-sequential timing")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "train.json"))
+    args = ap.parse_args()
+
+    import jax
+
+    from memlab.config import DataConfig
+    from memlab.diffusion.run import TrainConfig
+    from memlab.io import write_json
+
+    data = DataConfig(dim=50, components=12, n_train=200, n_test=200)
+    base = TrainConfig(model="mixture", size=160, draws=100, steps=10 * args.steps, n_checkpoints=10)
+    peak = dense_matmul_gflops()
+    report = {"benchmark": "train", "backend": jax.default_backend(), "cpu_count": os.cpu_count(),
+              "load_average_1min": os.getloadavg()[0], "machine": platform.processor() or platform.machine(),
+              "dense_matmul_gflops": peak,
+              "setting": {"dim": 50, "components": 12, "n_train": 200, "draws": 100, "batch": "full"}}
+    for name, cfg in [("mixture", base),
+                      ("mlp", dataclasses.replace(base, model="mlp", size=args.mlp_width, depth=2))]:
+        r = time_training(data, cfg, args.steps)
+        rows = r["rows_per_step"]
+        flops = mixture_matmul_flops(rows, 160, 50) if name == "mixture" else mlp_matmul_flops(rows, r["den"], r["params"])
+        achieved = flops * r["steps_per_second"] / 1e9
+        report[name] = {"size": cfg.size, "depth": cfg.depth, "param_count": r["param_count"],
+                        "steps_per_second": r["steps_per_second"], "model_flops_per_step": flops,
+                        "xla_flops_per_step": r["xla_flops_per_step"], "achieved_gflops": achieved,
+                        "mfu": achieved / peak}
+        print(f"{name:8s} params {r['param_count']:6d}  {r['steps_per_second']:7.2f} steps/s  "
+              f"{achieved:7.1f} GFLOP/s  MFU {achieved / peak:.0%} of {peak:.0f} GFLOP/s matmul")
+
+    report["seed_modes"] = []
+    for size, draws in [(40, 25), (160, 100)]:
+        cfg = dataclasses.replace(base, size=size, draws=draws, seeds=args.seeds)
+        modes = {mode: time_training(data, dataclasses.replace(cfg, seed_mode=mode), args.steps, args.seeds)
+                 ["steps_per_second"] for mode in ("sequential", "vmap")}
+        report["seed_modes"].append({"size": size, "draws": draws, "seeds": args.seeds, "seed_steps_per_second": modes,
+                                     "faster": max(modes, key=modes.get)})
+        print(f"M={size} R={draws}, {args.seeds} seeds: sequential {modes['sequential']:.2f}, "
+              f"vmap {modes['vmap']:.2f} seed-steps/s")
+    from memlab.diffusion.train import resolve_seed_mode
+
+    report["auto_picks"] = {f"M={size} R={draws}": resolve_seed_mode("auto", args.seeds, 200 * draws, size + 50)
+                            for size, draws in [(40, 25), (160, 100)]}
+    write_json(Path(args.out), report)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
