@@ -1,6 +1,7 @@
 """MaskedTokenModel: an adapter around diffusers' UVit2DModel (the aMUSEd transformer), sampled with
 diffusers' AmusedScheduler.
 
+Position: a learned grid embedding is added to UVit2DModel's token embedding (see _PositionalEmbed).
 Conditioning: a learned class embedding is fed both as the single-token `encoder_hidden_states` (cross
 attention) and as `pooled_text_emb`; the five micro-conditioning values aMUSEd expects (original width and
 height, crop top and left, aesthetic score) are fixed to (image size, image size, 0, 0, 6).
@@ -28,6 +29,20 @@ MICRO_COND_ENCODE_DIM = 16
 AESTHETIC_SCORE = 6.0
 
 
+class _PositionalEmbed(nn.Module):
+    """UVit2DModel's token embedding plus a learned grid position embedding. aMUSEd has no position embedding
+    (its convolutions give positions away on a 16x16 latent grid); on our 4x4 grid, with most tokens masked,
+    zero-padded 3x3 convolutions cannot tell the inner positions apart, and the model cannot memorize."""
+
+    def __init__(self, embed: nn.Module, channels: int, grid: int):
+        super().__init__()
+        self.inner = embed
+        self.pos_1xCxGxG = nn.Parameter(torch.randn(1, channels, grid, grid) * 0.02)
+
+    def forward(self, input_ids_BxGxG: torch.Tensor) -> torch.Tensor:
+        return self.inner(input_ids_BxGxG) + self.pos_1xCxGxG
+
+
 class MaskedTokenModel(ModelMixin, ConfigMixin, TokenizedIAR):
     config_name = "config.json"
     arch = "masked"
@@ -43,6 +58,7 @@ class MaskedTokenModel(ModelMixin, ConfigMixin, TokenizedIAR):
             codebook_size=vocab_size, in_channels=width, block_out_channels=width, num_res_blocks=1,
             downsample=False, upsample=False, block_num_heads=heads, num_hidden_layers=depth,
             num_attention_heads=heads, intermediate_size=mlp_ratio * width, sample_size=grid)
+        self.uvit.embed = _PositionalEmbed(self.uvit.embed, width, grid)
         self.cls_emb = nn.Embedding(num_classes, width)
         g = torch.Generator().manual_seed(reveal_seed)
         self.register_buffer("reveal_order_L", torch.randperm(grid * grid, generator=g), persistent=False)
