@@ -141,8 +141,10 @@ def _prepare(run: Path, cfg: RunConfig, resume: bool) -> dict:
     return {}
 
 
-def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = True) -> dict:
-    """Train tokenizer then model into run directory `out`; -> metrics dict (also in out/metrics.json)."""
+def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = True,
+              figures: bool = True) -> dict:
+    """Train tokenizer then model into run directory `out`; -> metrics dict (also in out/metrics.json).
+    figures=False skips curves.png / samples.png (tests)."""
     run = Path(out)
     metrics = _prepare(run, cfg, resume)
     train_x, train_y, heldout_x, heldout_y, _ = image_set_tensors(cfg.data)  # data errors before any write
@@ -204,10 +206,11 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: b
         bar.set_postfix(train_nll=f"{row['train_nll']:.3f}", heldout_nll=f"{row['heldout_nll']:.3f}")
     if not (run / "model" / "config.json").is_file() or st.start < t.epochs:
         st.finish(run)
-    model = st.module.eval()
-    model.attach_tokenizer(tok)
-    plot_curves(metrics, run / "curves.png")
-    plot_samples(model, train_x[:8], train_y[:8], default_prefix(model), run / "samples.png")
+    if figures:
+        model = st.module.eval()
+        model.attach_tokenizer(tok)
+        plot_curves(metrics, run / "curves.png")
+        plot_samples(model, train_x[:8], train_y[:8], default_prefix(model), run / "samples.png")
     metrics["final"] = {"tokenizer": metrics["tokenizer"][-1] if metrics["tokenizer"] else {},
                         "model": metrics["model"][-1] if metrics["model"] else {}}
     write_json(run / "metrics.json", metrics)

@@ -25,7 +25,7 @@ def tiny(arch: str, epochs: int, tokenizer_epochs: int = 4, n_train: int = 8) ->
 # code for all 8 here), so those positions cannot all be right; the 4x4 map (16 of 21 tokens) can.
 @pytest.mark.parametrize("arch,prefix,min_acc", [("raster", 2, 0.95), ("next-scale", 2, 0.9)])
 def test_tiny_model_memorizes_8_images_and_greedy_reproduces_them(arch, prefix, min_acc, tmp_path):
-    m = train_run(tiny(arch, epochs=60), tmp_path / "run", progress=False)
+    m = train_run(tiny(arch, epochs=60), tmp_path / "run", progress=False, figures=False)
     rows = m["model"]
     assert len(rows) == 60 and rows[-1]["train_acc"] >= min_acc, rows[-1]
     assert rows[-1]["train_nll"] < 0.25 * rows[0]["train_nll"]
@@ -44,7 +44,7 @@ def test_tiny_model_memorizes_8_images_and_greedy_reproduces_them(arch, prefix, 
 
 def test_resume_gives_the_same_final_numbers(tmp_path, monkeypatch):
     cfg = tiny("next-scale", epochs=6, tokenizer_epochs=3)
-    full = train_run(cfg, tmp_path / "a", progress=False)
+    full = train_run(cfg, tmp_path / "a", progress=False, figures=False)
 
     real_save = checkpoint.save_stage
     calls = {"n": 0}
@@ -57,10 +57,10 @@ def test_resume_gives_the_same_final_numbers(tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_mod, "save_stage", crash_after_4_epochs)
     with pytest.raises(KeyboardInterrupt):
-        train_run(cfg, tmp_path / "b", progress=False)
+        train_run(cfg, tmp_path / "b", progress=False, figures=False)
     monkeypatch.setattr(train_mod, "save_stage", real_save)
     assert json.loads((tmp_path / "b" / "state" / "model" / "latest.json").read_text())["epoch"] == 1
-    resumed = train_run(cfg, tmp_path / "b", resume=True, progress=False)
+    resumed = train_run(cfg, tmp_path / "b", resume=True, progress=False, figures=False)
     assert resumed["model"] == full["model"] and resumed["tokenizer"] == full["tokenizer"]
     a, b = load_run(tmp_path / "a"), load_run(tmp_path / "b")
     for pa, pb in zip(a.state_dict().values(), b.state_dict().values()):
