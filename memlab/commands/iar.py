@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from memlab.iar.config import ARCHS, DATA_SOURCES, IARTrainConfig, ImageDataConfig
+from memlab.iar.config import ARCHS, DATA_SOURCES, DEFAULT_EPOCHS, IARTrainConfig, ImageDataConfig
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -42,7 +42,8 @@ def _register_train(sub) -> None:
     add_image_data_args(p)
     g = p.add_argument_group("model and training")
     g.add_argument("--arch", default=t.arch, help=f"{', '.join(ARCHS)} (default {t.arch})")
-    g.add_argument("--epochs", type=int, default=t.epochs, help=f"model epochs (default {t.epochs})")
+    g.add_argument("--epochs", type=int, default=None,
+                   help=f"model epochs (default {', '.join(f'{a} {e}' for a, e in DEFAULT_EPOCHS.items())})")
     g.add_argument("--tokenizer-epochs", type=int, default=t.tokenizer_epochs,
                    help=f"tokenizer epochs (default {t.tokenizer_epochs})")
     g.add_argument("--batch-size", type=int, default=t.batch_size, help=f"(default {t.batch_size})")
