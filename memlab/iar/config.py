@@ -88,7 +88,7 @@ class IARTrainConfig:
 
     def check_against(self, data: ImageDataConfig) -> None:
         grid = data.size // 4
-        if self.scales[-1] != grid:
+        if self.arch == "next-scale" and self.scales[-1] != grid:  # the other archs use the grid only
             raise UsageError(f"--scales must end at the latent grid size {grid} (image size {data.size} / 4), "
                              f"got {','.join(map(str, self.scales))}")
 
