@@ -20,7 +20,7 @@ def run_dir(tmp_path_factory):
                     train=IARTrainConfig(arch="next-scale", epochs=2, tokenizer_epochs=1, width=32, depth=2, heads=2,
                                          codebook_size=16, latent_channels=4, tokenizer_channels=(8, 8, 8),
                                          scales=(1, 2, 4)))
-    train_run(cfg, out, progress=False)
+    train_run(cfg, out, progress=False, figures=False)
     return out
 
 
