@@ -57,6 +57,12 @@ def test_top_edit_stops_extraction_where_random_and_bottom_do_not():
                        done=done, on_row=calls.append, progress=False)
     assert calls == [] and df2["n_extracted"].tolist() == df["n_extracted"].tolist()
 
+    # recomputed from scratch with the same seed: the same numbers
+    df3 = run_ablation(model, units, data, cfg, ExtractConfig(n_candidates=K), QualityConfig(n_generate=24, pca_dim=4),
+                       progress=False)
+    cols = ["n_extracted", "threshold", "pixel_sim_mean", "nll", "fd"]
+    pd.testing.assert_frame_equal(df3[cols], df[cols])
+
 
 def test_select_units_top_bottom_random_and_per_block():
     units = pd.DataFrame({"layer": ["a"] * 10 + ["b"] * 10, "block": [0] * 10 + [1] * 10,
