@@ -1,13 +1,13 @@
 """Training throughput: steps/s and achieved GFLOP/s of the mixture estimator at d=50, K=12, N=200, M=160,
 R=100, full batch (20,000 rows per step), and of an MLP denoiser with a comparable parameter count, next
-to the dense float32 matmul GFLOP/s measured in the same run (the ratio is the model FLOP utilization,
-MFU). Also times several seeds trained under vmap against one after another (what seed_mode 'auto'
+to the dense float32 matmul GFLOP/s measured right before each round of steps (the ratio is the model
+FLOP utilization, MFU; the median round is reported). Also times several seeds trained under vmap against one after another (what seed_mode 'auto'
 picks). Writes benchmarks/results/train.json.
 
 Model FLOPs per step are counted analytically from the matmuls (forward and backward, as MFU is usually
 defined); XLA's own count of the compiled step is reported next to them.
 
-    .venv/bin/python benchmarks/train.py [--steps 40] [--out benchmarks/results/train.json]
+    .venv/bin/python benchmarks/train.py [--steps 10] [--rounds 5] [--out benchmarks/results/train.json]
 """
 
 from __future__ import annotations
@@ -20,19 +20,24 @@ import time
 from pathlib import Path
 
 
-def dense_matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
+def dense_matmul(n: int = 2048):
+    """measure(repeats) -> dense float32 n x n matmul GFLOP/s (best of `repeats`)."""
     import jax
     import jax.numpy as jnp
 
     a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
     f = jax.jit(lambda x: x @ a)
     f(a).block_until_ready()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        f(a).block_until_ready()
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9
+
+    def measure(repeats: int = 3) -> float:
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            f(a).block_until_ready()
+            best = min(best, time.perf_counter() - t0)
+        return 2 * n**3 / best / 1e9
+
+    return measure
 
 
 def mixture_matmul_flops(rows: int, m: int, d: int) -> float:
@@ -49,8 +54,10 @@ def mlp_matmul_flops(rows: int, den, params) -> float:
     return 6 * rows * weights
 
 
-def time_training(data_cfg, train_cfg, steps: int, n_seeds: int = 1) -> dict:
-    """Steps/s of Trainer.advance (compiled once beforehand) and XLA's flop count of one chunk."""
+def time_training(data_cfg, train_cfg, steps: int, n_seeds: int = 1, rounds: int = 1, matmul=None) -> dict:
+    """Steps/s of Trainer.advance (compiled once beforehand) and XLA's flop count of one chunk. With
+    `matmul`, each of `rounds` rounds times the dense matmul right before its steps, so that each
+    utilization ratio compares two measurements under the same machine load (this machine is shared)."""
     import jax
     import numpy as np
 
@@ -67,10 +74,14 @@ def time_training(data_cfg, train_cfg, steps: int, n_seeds: int = 1) -> dict:
     state = stack([trainer.init_state(p, key_data(seed_key(s, TAG_TRAIN))) for s, p in enumerate(params)])
     state = trainer.advance(state, trainer.length)  # compile, and leave the pmem start
     jax.block_until_ready(state)
-    t0 = time.perf_counter()
-    state = trainer.advance(state, steps)
-    jax.block_until_ready(state)
-    seconds = time.perf_counter() - t0
+    per_round, peaks = [], []
+    for _ in range(rounds):
+        if matmul is not None:
+            peaks.append(matmul())
+        t0 = time.perf_counter()
+        state = trainer.advance(state, steps)
+        jax.block_until_ready(state)
+        per_round.append(steps * n_seeds / (time.perf_counter() - t0))
     xla_flops = None
     if trainer.mode == "sequential":
         one = jax.tree_util.tree_map(lambda a: a[0], state)
@@ -78,20 +89,23 @@ def time_training(data_cfg, train_cfg, steps: int, n_seeds: int = 1) -> dict:
         cost = cost[0] if isinstance(cost, (list, tuple)) else cost
         # the chunk is a scan of `length` gated steps; XLA counts the loop body once
         xla_flops = float(cost.get("flops", float("nan"))) if cost else None
-    return {"steps_per_second": steps * n_seeds / seconds, "seconds": seconds, "steps": steps, "seeds": n_seeds,
+    return {"steps_per_second": float(np.median(per_round)), "rounds": per_round, "peaks": peaks,
+            "steps": steps, "seeds": n_seeds,
             "param_count": param_count(params[0]), "rows_per_step": ds.n_train * train_cfg.draws,
             "xla_flops_per_step": xla_flops, "den": den, "params": params[0], "mode": trainer.mode}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=40, help="timed steps per measurement")
+    ap.add_argument("--steps", type=int, default=10, help="timed steps per round")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds of (matmul, steps) timings")
     ap.add_argument("--mlp-width", type=int, default=16, help="MLP width (16 x depth 2 ~ the mixture's 8,001)")
     ap.add_argument("--seeds", type=int, default=4, help="seeds for the vmap-vs-sequential timing")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "train.json"))
     args = ap.parse_args()
 
     import jax
+    import numpy as np
 
     from memlab.config import DataConfig
     from memlab.diffusion.run import TrainConfig
@@ -99,23 +113,24 @@ def main() -> None:
 
     data = DataConfig(dim=50, components=12, n_train=200, n_test=200)
     base = TrainConfig(model="mixture", size=160, draws=100, steps=10 * args.steps, n_checkpoints=10)
-    peak = dense_matmul_gflops()
+    matmul = dense_matmul()
     report = {"benchmark": "train", "backend": jax.default_backend(), "cpu_count": os.cpu_count(),
               "load_average_1min": os.getloadavg()[0], "machine": platform.processor() or platform.machine(),
-              "dense_matmul_gflops": peak,
               "setting": {"dim": 50, "components": 12, "n_train": 200, "draws": 100, "batch": "full"}}
     for name, cfg in [("mixture", base),
                       ("mlp", dataclasses.replace(base, model="mlp", size=args.mlp_width, depth=2))]:
-        r = time_training(data, cfg, args.steps)
+        r = time_training(data, cfg, args.steps, rounds=args.rounds, matmul=matmul)
         rows = r["rows_per_step"]
         flops = mixture_matmul_flops(rows, 160, 50) if name == "mixture" else mlp_matmul_flops(rows, r["den"], r["params"])
-        achieved = flops * r["steps_per_second"] / 1e9
+        mfu = [flops * sps / 1e9 / peak for sps, peak in zip(r["rounds"], r["peaks"])]
+        i = int(np.argsort(mfu)[len(mfu) // 2])  # the median round
+        achieved, peak = flops * r["rounds"][i] / 1e9, r["peaks"][i]
         report[name] = {"size": cfg.size, "depth": cfg.depth, "param_count": r["param_count"],
-                        "steps_per_second": r["steps_per_second"], "model_flops_per_step": flops,
+                        "steps_per_second": r["rounds"][i], "model_flops_per_step": flops,
                         "xla_flops_per_step": r["xla_flops_per_step"], "achieved_gflops": achieved,
-                        "mfu": achieved / peak}
-        print(f"{name:8s} params {r['param_count']:6d}  {r['steps_per_second']:7.2f} steps/s  "
-              f"{achieved:7.1f} GFLOP/s  MFU {achieved / peak:.0%} of {peak:.0f} GFLOP/s matmul")
+                        "dense_matmul_gflops": peak, "mfu": mfu[i], "mfu_per_round": mfu}
+        print(f"{name:8s} params {r['param_count']:6d}  {r['rounds'][i]:7.2f} steps/s  "
+              f"{achieved:7.1f} GFLOP/s  MFU {mfu[i]:.0%} of {peak:.0f} GFLOP/s matmul (median of {len(mfu)} rounds)")
 
     report["seed_modes"] = []
     for size, draws in [(40, 25), (160, 100)]:

@@ -144,9 +144,10 @@ class _Run:
         for i, s in enumerate(self.seeds):
             if ok[i]:
                 entry, _, f, _ = self.evaluator(self._seed_params(i), s, step)
-                entries.append(entry)
-                flags.append(f)
                 entry["status"] = "ok"
+                if entry["memorization_ratio"] is not None:  # None: non-finite samples, nothing to pool
+                    entries.append(entry)
+                    flags.append(f)
             else:
                 entry = {"step": step, "status": "diverged", "memorization_ratio": None, "interval": None}
             objective = float(np.asarray(self.state["loss"])[i])  # last training-step loss; none before step 1
@@ -180,9 +181,10 @@ class _Run:
                 numpy_params = {k: np.asarray(v) for k, v in params.items()}
                 rec["mixture"] = mixture_diagnostics(numpy_params, self.dataset.train_NxD, self.dataset.truth)
             per_seed.append(rec)
-            flags.append(f)
             per_t_rows.append(rec["per_t"])
-            self.samples.append(samples)
+            if entry["memorization_ratio"] is not None:
+                flags.append(f)
+                self.samples.append(samples)
         status = "ok" if ok.all() else "diverged"
         out = {"status": status, "memorization_ratio": None, "interval": None, "per_t": [],
                "checkpoints": self.history["aggregate"], "param_count": self.param_count,
@@ -193,7 +195,8 @@ class _Run:
             f = np.stack(flags)
             out["memorization_ratio"] = float(f.mean())
             out["interval"] = bootstrap_interval(f, self.cfg.n_boot, seed=self.seeds[0])
-            out["per_t"] = [{k: (float(np.mean([rows[j][k] for rows in per_t_rows]))) for k in per_t_rows[0][j]}
+        if per_t_rows:  # mean over the seeds that finished
+            out["per_t"] = [{k: float(np.mean([rows[j][k] for rows in per_t_rows])) for k in per_t_rows[0][j]}
                             for j in range(len(per_t_rows[0]))]
         return out
 
