@@ -62,7 +62,9 @@ def _table_to_stderr(title: str, df: pd.DataFrame) -> None:
 
 
 def localize(model: IARModel, data: RunData, cfg: UnitMemConfig, out: Path, progress: bool = True) -> dict:
-    table = compute_unitmem(model, data.train_images, data.train_labels, data.train_ids, cfg, progress)
+    # out/partial keeps the running sums, so an interrupted UnitMem pass resumes where it stopped
+    table = compute_unitmem(model, data.train_images, data.train_labels, data.train_ids, cfg, progress,
+                            checkpoint=out / "partial")
     per_block, per_sb = aggregate(table, cfg.top_pct)
     buf = io.BytesIO()
     table.to_parquet(buf)

@@ -10,7 +10,9 @@ The pass streams over batches and keeps only the per-image per-unit sums (K x S 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,6 +23,7 @@ from memlab.errors import UsageError, check_choice, check_positive, check_range
 from memlab.iar.augment import AugmentConfig, augment
 from memlab.iar.hooks import capture
 from memlab.iar.interface import IARModel
+from memlab.io import load_npy, read_json, save_npy, to_json, write_json
 
 RESTS = ("mean", "median")
 
@@ -68,27 +71,57 @@ class UnitStats:
 
 
 def activation_means(model: IARModel, images_Kx3xHxW: torch.Tensor, labels_K: torch.Tensor,
-                     image_ids: np.ndarray, cfg: UnitMemConfig, progress: bool = True) -> dict[str, np.ndarray]:
-    """mu per unit layer: K x S x U (S scales; 1 for raster and masked models)."""
+                     image_ids: np.ndarray, cfg: UnitMemConfig, progress: bool = True,
+                     checkpoint: Path | None = None) -> dict[str, np.ndarray]:
+    """mu per unit layer: K x S x U (S scales; 1 for raster and masked models). With `checkpoint` (a
+    directory), the running sums are saved atomically after every batch and an interrupted pass resumes
+    from the last finished batch when the images and config are the same."""
     K = len(images_Kx3xHxW)
     if K < 2:
         raise UsageError(f"UnitMem needs at least 2 training images, got {K}")
     if hasattr(model, "eval"):
         model.eval()
     stats = UnitStats(model, K)
+    first = _resume(stats, checkpoint, cfg, image_ids) if checkpoint else 0
     A = cfg.augment.n_aug
-    n_batches = -(-K // cfg.batch_size)
-    bar = tqdm(total=n_batches * A, desc="UnitMem", unit="pass", disable=not progress)
+    starts = range(first, K, cfg.batch_size)
+    bar = tqdm(total=len(starts) * A, desc="UnitMem", unit="pass", disable=not progress)
     with torch.no_grad(), capture(model, on_activation=stats, keep=False):
-        for start in range(0, K, cfg.batch_size):
+        for start in starts:
             idx = torch.arange(start, min(start + cfg.batch_size, K))
             stats.index = idx
             for a in range(A):
                 x = augment(images_Kx3xHxW[idx], image_ids[idx.numpy()], a, cfg.augment)
                 model.teacher_forced_logits(model.tokenize(x), labels_K[idx])
                 bar.update(1)
+            if checkpoint:
+                _save(stats, checkpoint, cfg, image_ids, int(idx[-1]) + 1)
     bar.close()
     return {name: (s / A).numpy() for name, s in stats.sums.items()}
+
+
+def _fingerprint(cfg: UnitMemConfig, image_ids: np.ndarray) -> dict:
+    return {"config": asdict(cfg), "image_ids": [str(i) for i in image_ids]}
+
+
+def _save(stats: UnitStats, directory: Path, cfg: UnitMemConfig, image_ids: np.ndarray, next_start: int) -> None:
+    for i, (name, sums) in enumerate(stats.sums.items()):
+        save_npy(directory / f"sums_{i}.npy", sums.numpy())
+    write_json(directory / "progress.json", {**_fingerprint(cfg, image_ids), "layers": list(stats.sums),
+                                             "next_start": next_start})
+
+
+def _resume(stats: UnitStats, directory: Path, cfg: UnitMemConfig, image_ids: np.ndarray) -> int:
+    """Load saved sums into `stats`; -> the first image still to do (0 when nothing matches)."""
+    path = directory / "progress.json"
+    if not path.is_file():
+        return 0
+    saved = read_json(path)
+    if {k: saved.get(k) for k in ("config", "image_ids")} != json.loads(to_json(_fingerprint(cfg, image_ids))):
+        return 0
+    for i, name in enumerate(saved["layers"]):
+        stats.sums[name] = torch.from_numpy(load_npy(directory / f"sums_{i}.npy"))
+    return int(saved["next_start"])
 
 
 def unitmem_scores(mu_KxU: np.ndarray, rest: str = "mean") -> tuple[np.ndarray, ...]:
@@ -155,8 +188,8 @@ def aggregate(table: pd.DataFrame, top_pct: float = 10.0) -> tuple[pd.DataFrame,
 
 def compute_unitmem(model: IARModel, images_Kx3xHxW: torch.Tensor, labels_K: torch.Tensor,
                     image_ids: np.ndarray, cfg: UnitMemConfig = UnitMemConfig(),
-                    progress: bool = True) -> pd.DataFrame:
-    """The whole pipeline: activation means -> tidy score table."""
-    mus = activation_means(model, images_Kx3xHxW, labels_K, np.asarray(image_ids), cfg, progress)
+                    progress: bool = True, checkpoint: Path | None = None) -> pd.DataFrame:
+    """The whole pipeline: activation means -> tidy score table (resumable through `checkpoint`)."""
+    mus = activation_means(model, images_Kx3xHxW, labels_K, np.asarray(image_ids), cfg, progress, checkpoint)
     blocks = {name: spec.block for name, spec in model.units().items()}
     return unitmem_table(mus, blocks, image_ids, cfg.rest)

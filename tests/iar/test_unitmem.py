@@ -77,3 +77,33 @@ def test_augmentations_depend_only_on_seed_id_and_index():
     assert torch.equal(augment(x, [10, 11, 12, 13], 0, cfg), x)
     assert not torch.equal(a, x) and a.min() >= 0 and a.max() <= 1
     assert (a - x).abs().mean() < 0.2  # small edits only
+
+
+def test_interrupted_pass_resumes_from_its_checkpoint(tmp_path):
+    model = _constructed_model("next-scale")
+    images, labels, ids = _images(K=6), torch.tensor([0, 1, 0, 1, 0, 1]), np.arange(6)
+    cfg = UnitMemConfig(augment=AugmentConfig(n_aug=3), batch_size=2)
+    full = compute_unitmem(model, images, labels, ids, cfg, progress=False)
+
+    calls = {"n": 0}
+    forward = model.teacher_forced_logits
+
+    def crash_in_third_batch(tokens, y):
+        calls["n"] += 1
+        if calls["n"] == 2 * 3 + 1:  # first pass of the third batch
+            raise KeyboardInterrupt
+        return forward(tokens, y)
+
+    model.teacher_forced_logits = crash_in_third_batch
+    with pytest.raises(KeyboardInterrupt):
+        compute_unitmem(model, images, labels, ids, cfg, progress=False, checkpoint=tmp_path)
+    model.teacher_forced_logits = forward
+    calls["n"] = 0
+    model.teacher_forced_logits = lambda t, y: (calls.__setitem__("n", calls["n"] + 1), forward(t, y))[1]
+    resumed = compute_unitmem(model, images, labels, ids, cfg, progress=False, checkpoint=tmp_path)
+    assert calls["n"] == 3  # only the last batch's 3 passes were recomputed
+    np.testing.assert_array_equal(resumed["score"].to_numpy(), full["score"].to_numpy())
+    other = compute_unitmem(model, images, labels, ids, UnitMemConfig(augment=AugmentConfig(n_aug=2), batch_size=2),
+                            progress=False, checkpoint=tmp_path)  # another config: starts over
+    assert calls["n"] == 3 + 3 * 2
+    assert not np.array_equal(other["mu_max"].to_numpy(), full["mu_max"].to_numpy())
