@@ -92,7 +92,7 @@ def scale_units(model: IARModel, selection: Mapping[str, np.ndarray | torch.Tens
     specs = select_units(model, list(selection))
     todo = []
     for name, idx in selection.items():  # validate everything before touching any weight
-        idx_t = torch.as_tensor(np.asarray(idx, dtype=np.int64)).unique()
+        idx_t = torch.tensor(np.array(idx, dtype=np.int64)).unique()
         n_units = specs[name].weight.shape[0]
         if idx_t.numel() and (int(idx_t.min()) < 0 or int(idx_t.max()) >= n_units):
             raise UsageError(f"unit index out of range for {name}: allowed 0..{n_units - 1}")
