@@ -46,7 +46,7 @@ def _check_out_dir(out_dir: Path | None, config: dict, resume: bool) -> str:
     if not (out / "config.json").is_file():
         raise UsageError(f"--resume: {out} holds no config.json, so it is not a memlab train run")
     saved = read_json(out / "config.json")
-    if saved != config:
+    if to_json(saved) != to_json(config):  # as text: a nan learning rate equals itself
         diff = sorted(f"{sec}.{k}" for sec in ("data", "train") for k in set(saved.get(sec, {})) | set(config[sec])
                       if saved.get(sec, {}).get(k) != config[sec].get(k))
         raise UsageError(f"--resume: {out} was run with a different config (differs in {', '.join(diff) or 'layout'})")
@@ -61,6 +61,8 @@ def train_and_evaluate(data_cfg: DataConfig, train_cfg: TrainConfig, out_dir: Pa
     if mode == "done":
         return read_json(Path(out_dir) / "metrics.json")
     dataset = load_dataset(data_cfg)
+    if dataset.n_train < 2:
+        raise UsageError(f"n_train must be >= 2 (memorization compares nearest and second-nearest), got {dataset.n_train}")
     if train_cfg.batch is not None and train_cfg.batch > dataset.n_train:
         raise UsageError(f"batch must be <= n_train ({dataset.n_train}) or None (full batch), got {train_cfg.batch}")
     return _Run(dataset, train_cfg, config, None if out_dir is None else Path(out_dir), progress).go(mode)

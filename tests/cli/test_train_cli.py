@@ -36,6 +36,7 @@ SMALL = ["--dim", "10", "--components", "2", "--n-train", "50", "--n-test", "200
     (["--threshold", "0"], "threshold"),
     (["--components", "500"], "--components"),
     (["--resume"], "--resume needs --out"),
+    (["--n-train", "1", "--components", "1"], "n_train must be >= 2"),
 ])
 def test_bad_options_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, argv, needle):
     out = tmp_path / "run"
