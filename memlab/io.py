@@ -67,3 +67,13 @@ def load_npy(path: Path) -> np.ndarray:
 def save_figure(fig, path: Path, dpi: int = 130) -> None:
     """Save a matplotlib figure atomically as PNG."""
     _atomic(Path(path), lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight"))
+
+
+def write_parquet(path: Path, frame, index: bool = False) -> None:
+    """Write a pandas DataFrame as parquet, atomically."""
+    import io
+
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=index)
+    data = buf.getvalue()
+    _atomic(Path(path), lambda f: f.write(data))

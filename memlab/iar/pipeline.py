@@ -8,7 +8,6 @@ training image counts once, and its number of copies is kept to check that extra
 
 from __future__ import annotations
 
-import io
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from memlab.iar.extract import ExtractConfig, extract, tokenize_all
 from memlab.iar.interface import IARModel
 from memlab.iar.quality import QualityConfig
 from memlab.iar.unitmem import UnitMemConfig, aggregate, compute_unitmem, unit_scores
-from memlab.io import _atomic, read_json, save_npy, write_json, write_text
+from memlab.io import read_json, save_npy, write_json, write_parquet, write_text
 
 
 @dataclass
@@ -66,9 +65,7 @@ def localize(model: IARModel, data: RunData, cfg: UnitMemConfig, out: Path, prog
     table = compute_unitmem(model, data.train_images, data.train_labels, data.train_ids, cfg, progress,
                             checkpoint=out / "partial")
     per_block, per_sb = aggregate(table, cfg.top_pct)
-    buf = io.BytesIO()
-    table.to_parquet(buf)
-    _atomic(out / "unitmem.parquet", lambda f: f.write(buf.getvalue()))
+    write_parquet(out / "unitmem.parquet", table, index=True)
     write_text(out / "per_block.csv", per_block.to_csv(index=False))
     write_text(out / "per_scale_block.csv", per_sb.to_csv(index=False))
     report.plot_unitmem(per_block, per_sb, out / "unitmem.png", f"UnitMem ({model.arch})")
