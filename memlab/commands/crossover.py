@@ -16,7 +16,7 @@ def register(sub) -> None:
     add_data_args(pr)
     g = pr.add_argument_group("prediction")
     g.add_argument("--weighting", default="x0-uniform",
-                   help="x0-uniform, eps (psi_t: the epsilon objective), elbo, or a comma-separated list of one weight per noise level")
+                   help="x0-uniform, eps (psi_t: the epsilon objective), elbo, min-snr, v, or a comma-separated list of one weight per noise level")
     g.add_argument("--draws", type=int, default=100, help="noise draws per training point and noise level")
     g.add_argument("--repeats", type=int, default=8, help="independent nested-subset permutations (for the interval)")
     g.add_argument("--grid", type=int, default=50, help="number of model sizes M between 1 and N")

@@ -1,30 +1,26 @@
-"""Weightings of the per-noise-level losses. All are returned normalized to sum to 1 (M* does not depend on
-the overall scale). Losses are in x0 units; `eps` turns them into the epsilon objective."""
+"""Weightings of the per-noise-level losses, shared with training (`memlab.diffusion.objective`), so that
+a prediction and a trained model weigh noise levels alike. Returned normalized to sum to 1 (M* does not
+depend on the overall scale). Losses are in x0 units; `eps` turns them into the epsilon objective."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from memlab.diffusion.train_config import WEIGHTING_NAMES as WEIGHTINGS  # no JAX: `memlab --help` stays light
 from memlab.errors import UsageError
-
-WEIGHTINGS = ("x0-uniform", "eps", "elbo")
 
 
 def weights(spec, t_T: np.ndarray) -> np.ndarray:
     """`spec`: 'x0-uniform' (every t alike), 'eps' (psi_t: the epsilon training objective), 'elbo'
-    (-d psi/dt dt / 2 = dt / t^3, the continuous-time ELBO in x0 units, dt from the grid spacing), or a
-    sequence of one non-negative weight per t."""
+    (-d psi/dt dt / 2 = dt / t^3, the continuous-time ELBO in x0 units), 'min-snr' (min(psi_t, 5)), 'v'
+    (1 + psi_t: the v-prediction loss), or a sequence of one non-negative weight per t."""
+    from memlab.diffusion.objective import WEIGHTINGS as TRAINING_WEIGHTINGS
+
     t = np.asarray(t_T, dtype=float)
     if isinstance(spec, str):
-        if spec == "x0-uniform":
-            w = np.ones_like(t)
-        elif spec == "eps":
-            w = (1 - t**2) / t**2
-        elif spec == "elbo":
-            dt = np.abs(np.gradient(t)) if len(t) > 1 else np.ones_like(t)
-            w = dt / t**3
-        else:
+        if spec not in TRAINING_WEIGHTINGS:
             return weights(parse_weighting(spec, len(t)), t)
+        w = TRAINING_WEIGHTINGS[spec](t)
     else:
         w = np.asarray(spec, dtype=float)
         if w.shape != t.shape:

@@ -69,3 +69,10 @@ def test_same_seed_same_numbers_other_seed_differs(result):
 def test_grid_larger_than_n_rejected():
     with pytest.raises(UsageError, match="--grid"):
         predict(DataConfig(n_train=20), CrossoverConfig(grid=21))
+
+
+def test_min_snr_and_v_weightings_match_training():
+    t = default_grid()
+    np.testing.assert_allclose(weights("v", t), (psi_np(t) + 1) / (psi_np(t) + 1).sum())
+    m = np.minimum(psi_np(t), 5.0)
+    np.testing.assert_allclose(weights("min-snr", t), m / m.sum())
