@@ -15,7 +15,7 @@ DEMO_SPEC = {
     "model": {"kind": "mixture", "unit": "fraction", "sizes": [0.2, 0.5, 0.7, 0.85, 1.0]},
     "seeds": {"count": 2},
     # lr 1e-2 for 1000 steps: the ratio stops moving after ~800 steps at d=30 (docs/phase_diagrams.md)
-    "train": {"steps": 1000, "lr": 1e-2, "n_checkpoints": 4},
+    "train": {"steps": 1000, "lr": 1e-2, "n_checkpoints": 6},
     "sampling": {"samples": 100},
     "predict": {"repeats": 5},
 }
