@@ -97,4 +97,4 @@ def test_summary_with_another_weighting_is_computed_once_and_cached(sweep_dir, c
         assert all(c["prediction_in_interval"] is False for c in got["configurations"])  # observed is ~0.45
     assert calls == ["x0-uniform", "x0-uniform"]  # one per data configuration, then read from the cache
     assert main(["phase", "summary", str(sweep_dir), "--weighting", "snr"]) == 2
-    assert "unknown --weighting 'snr'; allowed: x0-uniform, eps, elbo" in capsys.readouterr().err
+    assert "unknown --weighting 'snr'; allowed: " in capsys.readouterr().err
