@@ -24,7 +24,7 @@ SPEC = {
     "data": {"dataset": "gmm", "dim": 10, "components": 2, "n_train": 40},
     "model": {"kind": "mixture", "unit": "fraction", "sizes": [0.25, 0.5, 0.75, 1.0]},
     "seeds": {"count": 1},
-    "train": {"steps": 200, "lr": 1e-2, "n_checkpoints": 2},
+    "train": {"steps": 200, "lr": 1e-2, "n_checkpoints": 3},
     "sampling": {"samples": 64},
     "predict": {"repeats": 2, "draws": 8},
 }
@@ -57,7 +57,7 @@ def time_seed_modes(seeds: int, steps: int) -> dict:
     out = {"device": str(jax.devices()[0]), "seeds": seeds, "steps": steps}
     for mode in ("vmap", "sequential"):
         fields = dict(model="mixture", size=160, steps=steps, seeds=seeds, seed_mode=mode, samples=32,
-                      n_checkpoints=2, eval_test=100, lr=1e-2)
+                      n_checkpoints=3, eval_test=100, lr=1e-2)
         train_cell(data, resolve_train(dict(fields, steps=2)), None, False)  # compile outside the timing
         res = train_cell(data, resolve_train(fields), None, False)
         secs = res["timing"]["seconds"]  # training loop incl. the two checkpoint evaluations

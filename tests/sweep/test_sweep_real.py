@@ -9,9 +9,9 @@ from memlab.sweep.store import load_table
 SPEC = '''
 name = "real"
 [data]
-dim = 5
-components = 2
-n_train = 20
+dim = {dim}
+components = {k}
+n_train = {n}
 [model]
 sizes = [{sizes}]
 [seeds]
@@ -19,7 +19,7 @@ count = {seeds}
 [train]
 steps = {steps}
 lr = 1e-2
-n_checkpoints = 2
+n_checkpoints = 3
 eval_test = 50
 [sampling]
 samples = 32
@@ -31,7 +31,7 @@ draws = 8
 
 def test_one_real_cell_end_to_end_and_resume(tmp_path, capsys):
     spec = tmp_path / "s.toml"
-    spec.write_text(SPEC.format(sizes="1.0", seeds=1, steps=20))
+    spec.write_text(SPEC.format(dim=5, k=2, n=20, sizes="1.0", seeds=1, steps=20))
     out = tmp_path / "out"
     assert main(["sweep", "run", str(spec), "--out", str(out), "--workers", "1"]) == 0
     df = load_table(out)
@@ -49,9 +49,10 @@ def test_one_real_cell_end_to_end_and_resume(tmp_path, capsys):
 @pytest.mark.slow
 def test_trained_mixtures_cross_from_generalizing_to_memorizing(tmp_path):
     spec = tmp_path / "s.toml"
-    spec.write_text(SPEC.format(sizes="0.1, 0.5, 1.0", seeds=2, steps=600))
+    # the acceptance setting (d=30, K=4) at N=40: generalizes at M/N = 0.1 and 0.5, memorizes at M = N
+    spec.write_text(SPEC.format(dim=30, k=4, n=40, sizes="0.1, 0.5, 1.0", seeds=2, steps=600))
     assert main(["sweep", "run", str(spec), "--out", str(tmp_path / "o"), "--workers", "2"]) == 0
     _, _, (rec,) = summarize_dir(tmp_path / "o", n_boot=200)
     sizes = {s["size"]: s["mean_ratio"] for s in rec["observed"]["sizes"]}
-    assert sizes[2] <= 0.1 and sizes[20] >= 0.9
-    assert rec["observed"]["m_over_n"] is not None and 0.1 < rec["observed"]["m_over_n"] < 1.0
+    assert sizes[4] <= 0.1 and sizes[20] <= 0.1 and sizes[40] >= 0.9
+    assert rec["observed"]["m_over_n"] is not None and 0.5 < rec["observed"]["m_over_n"] < 1.0
