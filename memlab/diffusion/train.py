@@ -59,7 +59,9 @@ def checkpoint_steps(steps: int, n_checkpoints: int) -> list[int]:
     """Step 0, then log-spaced steps up to `steps` (fewer when they coincide at small step counts)."""
     if steps == 0:
         return [0]
-    pts = np.unique(np.round(np.geomspace(1, steps, max(n_checkpoints - 1, 1))).astype(int))
+    m = max(n_checkpoints - 1, 1)
+    # geomspace with one point returns its start: the last checkpoint must always be the final step
+    pts = [steps] if m == 1 else np.unique(np.round(np.geomspace(1, steps, m)).astype(int))
     return [0] + [int(p) for p in pts]
 
 

@@ -11,7 +11,6 @@ A cell counts as done exactly when its row file exists; a write never leaves a p
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -19,18 +18,11 @@ from typing import Any
 import pandas as pd
 
 from memlab.errors import UsageError
-from memlab.io import _atomic, read_json, to_json, write_json
+from memlab.io import read_json, to_json, write_json, write_parquet
 
 SORT_KEYS = ["data_key", "size", "seed"]
 # Columns that measure the machine, not the science: the only ones that differ between two runs.
 TIMING_COLUMNS = ["wall_s"]
-
-
-def write_parquet(path: Path, df: pd.DataFrame) -> None:
-    buf = io.BytesIO()
-    df.to_parquet(buf, index=False)
-    data = buf.getvalue()
-    _atomic(Path(path), lambda f: f.write(data))
 
 
 class SweepStore:

@@ -142,3 +142,11 @@ def test_train_defaults_round_trip():
     with pytest.raises(UsageError, match="batch must be <= n_train"):
         train_and_evaluate(DATA, dataclasses.replace(BASE, batch=51), progress=False)
 
+
+
+def test_checkpoint_steps_always_end_at_the_final_step():
+    from memlab.diffusion.train import checkpoint_steps
+
+    for n in (2, 3, 6):
+        steps = checkpoint_steps(1000, n)
+        assert steps[0] == 0 and steps[-1] == 1000 and len(steps) <= n
