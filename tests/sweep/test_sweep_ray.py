@@ -9,11 +9,11 @@ from memlab.sweep.runner import run_sweep
 from memlab.sweep.spec import parse_spec
 from sweep_standin import STANDINS
 
-pytest.importorskip("ray")
 pytestmark = pytest.mark.slow  # starting a local Ray instance takes 20-80 s on 2 shared cores
 
 
 def test_ray_backend_matches_local(tmp_path, monkeypatch):
+    pytest.importorskip("ray")  # the optional extra: `pip install -e '.[ray]'`
     # the local Ray workers are new processes: they find the stand-in module through PYTHONPATH
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
     spec = parse_spec({"name": "ray", "data": {"dim": 3, "components": 2, "n_train": 40},
