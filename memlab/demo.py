@@ -32,7 +32,7 @@ def main(argv=None) -> int:
             run_demo_phase = None
         if run_demo_phase is not None:
             print("[demo] small GMM phase diagram (mixture estimator, a few sizes and seeds)", file=sys.stderr)
-            written += list(run_demo_phase(out / "phase_gmm"))
+            written += list(run_demo_phase(out))  # writes out/phase_gmm
     print(f"\n[demo] outputs are in {out}:", file=sys.stderr)
     for p in written:
         print(f"  {p}", file=sys.stderr)
