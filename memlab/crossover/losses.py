@@ -137,7 +137,8 @@ def monte_carlo_losses(dataset, t_T: np.ndarray, m_G: np.ndarray, draws: int, re
     for ti, t in enumerate(t_T):
         eps_NxRxD = _draws(jax.random.fold_in(key, ti), np.arange(N), draws, D, dtype)
         mem_sum, star_sum = np.zeros(N), np.zeros(N)
-        for p in range(repeats):
+        pending = []
+        for p in range(repeats):  # dispatch every permutation before collecting: JAX overlaps the calls
             eps_p = eps_NxRxD[:, p::repeats].reshape(-1, D)
             r_p = draws // repeats + (p < draws % repeats)
             x0 = jnp.repeat(points, r_p, axis=0)
@@ -145,9 +146,10 @@ def monte_carlo_losses(dataset, t_T: np.ndarray, m_G: np.ndarray, draws: int, re
             pad = (-x0.shape[0]) % c
             x0_pad = jnp.concatenate([x0, x0[:pad]]) if pad else x0
             eps_pad = jnp.concatenate([eps_p, eps_p[:pad]]) if pad else eps_p
-            m_B, s_B, p_GxB = _losses_one_perm(x0_pad, eps_pad, jnp.asarray(t, dtype), points, sq_norms,
-                                               jnp.asarray(perms[p][pos_GxL]), valid, star_fn, c)
-            B = x0.shape[0]
+            pending.append((r_p, _losses_one_perm(x0_pad, eps_pad, jnp.asarray(t, dtype), points, sq_norms,
+                                                  jnp.asarray(perms[p][pos_GxL]), valid, star_fn, c)))
+        for p, (r_p, (m_B, s_B, p_GxB)) in enumerate(pending):
+            B = N * r_p
             mem_sum += np.asarray(m_B[:B]).reshape(N, r_p).sum(1)
             star_sum += np.asarray(s_B[:B]).reshape(N, r_p).sum(1)
             pmem[p, :, :, ti] = np.asarray(p_GxB[:, :B]).reshape(G, N, r_p).mean(2)
