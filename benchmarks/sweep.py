@@ -2,7 +2,7 @@
 Ray (a local Ray instance) on this machine, as a ratio; and training throughput with several seeds trained
 together under jax.vmap against one seed at a time (model-steps per second), on whatever device JAX sees.
 
-    python benchmarks/sweep.py [--out bench_out/sweep.json] [--workers N] [--skip-ray]
+    python benchmarks/sweep.py [--out benchmarks/results/sweep.json] [--workers N] [--skip-ray]
 
 Writes one JSON object (also printed on stdout)."""
 
@@ -68,7 +68,7 @@ def time_seed_modes(seeds: int, steps: int) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path("bench_out/sweep.json"))
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "sweep.json")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--skip-ray", action="store_true")
     ap.add_argument("--seeds", type=int, default=4)
