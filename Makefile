@@ -25,7 +25,8 @@ test-slow: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m slow
 
 bench: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) benchmarks/crossover.py
+	@# each writes JSON under benchmarks/results/
+	for b in crossover train iar localize sweep; do HF_HUB_OFFLINE=1 $(PY) benchmarks/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(OUT)
