@@ -46,6 +46,12 @@ def to_json(obj: Any, indent: int | None = 2) -> str:
     return json.dumps(obj, indent=indent, default=_json_default, allow_nan=True)
 
 
+def normalize_json(obj: Any) -> Any:
+    """The JSON round trip of `obj` (tuples become lists, numpy scalars plain numbers), so a config compares
+    equal to what was saved."""
+    return json.loads(to_json(obj))
+
+
 def write_json(path: Path, obj: Any) -> None:
     text = to_json(obj).encode()
     _atomic(Path(path), lambda f: f.write(text))

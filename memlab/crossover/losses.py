@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from memlab.diffusion.denoisers import empirical_logits, star_denoiser
-from memlab.diffusion.process import alpha, psi_np, sigma
+from memlab.diffusion.process import add_noise, psi_np
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def _losses_one_perm(x0_BxD, eps_BxD, t, points_NxD, sq_norms_N, idx_GxL, valid_
 
     def one_chunk(args):
         x0_CxD, eps_CxD = args
-        xt_CxD = alpha(t) * x0_CxD + sigma(t) * eps_CxD
+        xt_CxD = add_noise(x0_CxD, eps_CxD, t)
         logits_CxN = empirical_logits(xt_CxD, t, points_NxD, sq_norms_N)
         mem_C = jnp.sum((jax.nn.softmax(logits_CxN, axis=1) @ points_NxD - x0_CxD) ** 2, axis=1)
         star_C = jnp.sum((star_fn(xt_CxD, t) - x0_CxD) ** 2, axis=1)
@@ -108,6 +108,11 @@ def _losses_one_perm(x0_BxD, eps_BxD, t, points_NxD, sq_norms_N, idx_GxL, valid_
     return mem.reshape(-1), star.reshape(-1), pmem.transpose(1, 0, 2).reshape(pmem.shape[1], -1)
 
 
+def draws_per_permutation(draws: int, repeats: int) -> np.ndarray:
+    """How many of the draws each permutation gets when draw r goes to permutation r mod P."""
+    return np.array([draws // repeats + (p < draws % repeats) for p in range(repeats)])
+
+
 def _draws(key_t, ids, draws, D, dtype):
     """Noise of training point i depends only on (seed, t, i): the same whatever the batching."""
     return jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key_t, i), (draws, D), dtype))(jnp.asarray(ids))
@@ -128,6 +133,7 @@ def monte_carlo_losses(dataset, t_T: np.ndarray, m_G: np.ndarray, draws: int, re
     sq_norms = jnp.sum(points**2, axis=1)
     star_fn = star_denoiser(dataset.truth, dtype)
     perms = permutations(N, repeats, seed)
+    draws_P = draws_per_permutation(draws, repeats)
     pos_GxL, valid_GxL = _segments(np.asarray(m_G))
     valid = jnp.asarray(valid_GxL)
     key = jax.random.key(seed)
@@ -138,9 +144,8 @@ def monte_carlo_losses(dataset, t_T: np.ndarray, m_G: np.ndarray, draws: int, re
         eps_NxRxD = _draws(jax.random.fold_in(key, ti), np.arange(N), draws, D, dtype)
         mem_sum, star_sum = np.zeros(N), np.zeros(N)
         pending = []
-        for p in range(repeats):  # dispatch every permutation before collecting: JAX overlaps the calls
+        for p, r_p in enumerate(draws_P):  # dispatch every permutation before collecting: JAX overlaps the calls
             eps_p = eps_NxRxD[:, p::repeats].reshape(-1, D)
-            r_p = draws // repeats + (p < draws % repeats)
             x0 = jnp.repeat(points, r_p, axis=0)
             c = min(chunk, x0.shape[0])
             pad = (-x0.shape[0]) % c
@@ -156,7 +161,6 @@ def monte_carlo_losses(dataset, t_T: np.ndarray, m_G: np.ndarray, draws: int, re
         mem[:, ti], star[:, ti] = mem_sum / draws, star_sum / draws
         if progress is not None:
             progress(ti + 1, T)
-    draws_P = np.array([draws // repeats + (p < draws % repeats) for p in range(repeats)])
     return LossTable(np.asarray(t_T), np.asarray(m_G), mem, star, pmem, perms, draws_P)
 
 
@@ -182,10 +186,9 @@ def naive_pmem_losses(dataset, t_T, m_G, draws: int, perms_PxN: np.ndarray, seed
     t_ids = range(len(t_T)) if t_ids is None else t_ids
     for ti, (tid, t) in enumerate(zip(t_ids, t_T)):
         eps_NxRxD = _draws(jax.random.fold_in(key, int(tid)), np.arange(N), draws, D, dtype)
-        for p, perm in enumerate(perms_PxN):
-            r_p = draws // P + (p < draws % P)
+        for p, (perm, r_p) in enumerate(zip(perms_PxN, draws_per_permutation(draws, P))):
             x0 = jnp.repeat(points, r_p, axis=0)
-            xt = alpha(t) * x0 + sigma(t) * eps_NxRxD[:, p::P].reshape(-1, D)
+            xt = add_noise(x0, eps_NxRxD[:, p::P].reshape(-1, D), t)
             for g, m in enumerate(m_G):
                 sub = points[jnp.asarray(perm[:m])]
                 err = jnp.sum((memorizing(xt, jnp.asarray(t, dtype), sub) - x0) ** 2, axis=1)

@@ -4,7 +4,6 @@ approximations beside the Monte Carlo answer."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -168,6 +167,3 @@ def predict(data_cfg: DataConfig, cfg: CrossoverConfig | None = None, dataset=No
         "approximations": _approximations(dataset, table, w_T, m_star),
     }
 
-
-def replace(cfg: CrossoverConfig, **changes) -> CrossoverConfig:
-    return dataclasses.replace(cfg, **changes)

@@ -107,7 +107,3 @@ def memorizing_denoiser(points_NxD, dtype=jnp.float32) -> Denoiser:
     pts = jnp.asarray(points_NxD, dtype)
     return lambda x, t: memorizing(x, t, pts)
 
-
-def pmem_subset(n: int, m: int, key) -> jax.Array:
-    """Indices of a random subset of M of the N training points (theta_pmem(M) stores M*d numbers)."""
-    return jax.random.permutation(key, n)[:m]

@@ -12,7 +12,7 @@ from memlab.diffusion.objective import per_t_x0_loss, stack_sets
 from memlab.diffusion.process import psi_np
 from memlab.diffusion.rng import TAG_EVAL, TAG_SAMPLE, seed_key
 from memlab.diffusion.sample import make_sampler, sample_keys
-from memlab.metrics.memorization import bootstrap_interval, memorized
+from memlab.metrics.memorization import memorized, pooled_ratio
 
 class Evaluator:
     def __init__(self, den, dataset, cfg, grid_T):
@@ -35,7 +35,7 @@ class Evaluator:
             ratio, interval = None, None
         else:
             flags, nearest = memorized(samples, self.train_NxD, self.cfg.threshold)
-            ratio, interval = float(flags.mean()), bootstrap_interval(flags, self.cfg.n_boot, seed=seed)
+            ratio, interval = pooled_ratio(flags, self.cfg.n_boot, seed)
         entry = {"step": int(step), "train_loss": float(train_t.mean()), "test_loss": float(test_t.mean()),
                  "memorization_ratio": ratio, "interval": interval,
                  "train_loss_t": train_t.tolist(), "test_loss_t": test_t.tolist()}
@@ -55,8 +55,7 @@ def aggregate_entries(entries: list[dict], flags: list[np.ndarray], n_boot: int,
     seeds-then-samples bootstrap interval."""
     if not entries:
         return {"memorization_ratio": None, "interval": None, "train_loss": None, "test_loss": None, "n_seeds": 0}
-    f = np.stack(flags)
-    return {"step": entries[0]["step"], "memorization_ratio": float(f.mean()),
-            "interval": bootstrap_interval(f, n_boot, seed=seed),
+    ratio, interval = pooled_ratio(np.stack(flags), n_boot, seed)
+    return {"step": entries[0]["step"], "memorization_ratio": ratio, "interval": interval,
             "train_loss": float(np.mean([e["train_loss"] for e in entries])),
             "test_loss": float(np.mean([e["test_loss"] for e in entries])), "n_seeds": len(entries)}

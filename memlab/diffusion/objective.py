@@ -22,9 +22,9 @@ def _elbo(t):
     return len(t) * dt / t**3
 
 
-# weighting name -> w(t) on the x0 loss, in natural units: 'eps' is exactly the epsilon loss. Their shapes
-# (not their scales) match memlab.crossover.weighting for the names they share (tested): a trained model
-# and the crossover prediction weigh noise levels alike. The scale matters through gradient clipping.
+# weighting name -> w(t) on the x0 loss, in natural units: 'eps' is exactly the epsilon loss.
+# memlab.crossover.weighting normalizes these same functions, so a trained model and the crossover
+# prediction weigh noise levels alike. The scale matters through gradient clipping.
 WEIGHTINGS = {
     "eps": psi_np,
     "x0-uniform": np.ones_like,

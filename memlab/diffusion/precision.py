@@ -6,8 +6,3 @@ import jax
 def enable_x64(on: bool = True) -> None:
     jax.config.update("jax_enable_x64", bool(on))
 
-
-def default_float():
-    import jax.numpy as jnp
-
-    return jnp.float64 if jax.config.jax_enable_x64 else jnp.float32

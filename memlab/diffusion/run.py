@@ -20,16 +20,14 @@ import numpy as np
 from memlab.config import DataConfig, load_dataset, to_dict
 from memlab.diffusion.train_config import TRAIN_DEFAULTS, TrainConfig  # noqa: F401  (re-exported API)
 from memlab.errors import UsageError
-from memlab.io import read_json, save_npy, to_json, write_json
+from memlab.io import normalize_json, read_json, save_npy, to_json, write_json
 
 __all__ = ["TrainConfig", "TRAIN_DEFAULTS", "train_and_evaluate", "run_config"]
 
 
 def run_config(data_cfg: DataConfig, train_cfg: TrainConfig) -> dict:
     """The resolved config as written to config.json (JSON-normalised: tuples become lists)."""
-    import json
-
-    return json.loads(to_json({"data": to_dict(data_cfg), "train": to_dict(train_cfg)}))
+    return normalize_json({"data": to_dict(data_cfg), "train": to_dict(train_cfg)})
 
 
 def _check_out_dir(out_dir: Path | None, config: dict, resume: bool) -> str:
@@ -163,7 +161,7 @@ class _Run:
 
     # -- final metrics --------------------------------------------------------------------------
     def _final(self) -> dict:
-        from memlab.metrics.memorization import bootstrap_interval
+        from memlab.metrics.memorization import pooled_ratio
         from memlab.metrics.mixture import mixture_diagnostics
 
         ok = np.asarray(self.state["ok"])
@@ -194,9 +192,7 @@ class _Run:
                "size": self.cfg.size, "steps": self.cfg.steps, "n_train": self.dataset.n_train,
                "dim": self.dataset.dim, "per_seed": per_seed}
         if flags:
-            f = np.stack(flags)
-            out["memorization_ratio"] = float(f.mean())
-            out["interval"] = bootstrap_interval(f, self.cfg.n_boot, seed=self.seeds[0])
+            out["memorization_ratio"], out["interval"] = pooled_ratio(np.stack(flags), self.cfg.n_boot, self.seeds[0])
         if per_t_rows:  # mean over the seeds that finished
             out["per_t"] = [{k: float(np.mean([rows[j][k] for rows in per_t_rows])) for k in per_t_rows[0][j]}
                             for j in range(len(per_t_rows[0]))]

@@ -105,11 +105,6 @@ def teacher_forced_scores(model: IARModel, tokens_BxL: torch.Tensor, labels_B: t
     return both_Bx2[:, 0], both_Bx2[:, 1]
 
 
-def teacher_forced_accuracy(model: IARModel, tokens_BxL: torch.Tensor, labels_B: torch.Tensor,
-                            positions_L: torch.Tensor, batch_size: int = 64) -> np.ndarray:
-    return teacher_forced_scores(model, tokens_BxL, labels_B, positions_L, batch_size)[0]
-
-
 def pixel_similarity(a_Bx3xHxW: torch.Tensor, b_Bx3xHxW: torch.Tensor) -> np.ndarray:
     """1 - RMSE per image (pixels in [0, 1]): 1 means identical."""
     rmse_B = (a_Bx3xHxW.float() - b_Bx3xHxW.float()).pow(2).flatten(1).mean(1).sqrt()

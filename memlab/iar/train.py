@@ -26,6 +26,7 @@ from memlab.iar.load import read_run_config
 from memlab.iar.models import MODEL_CLASSES
 from memlab.iar.tokenizer import ImageTokenizer
 from memlab.io import read_json, write_json
+from memlab.iar.extract import default_prefix  # the same prefix the extraction attack uses
 
 STAGES = ("tokenizer", "model")
 # Per epoch, metrics.json is written before the checkpoint: a crash in between leaves a metrics row past the
@@ -53,11 +54,6 @@ def build_model(cfg: RunConfig, num_classes: int):
     if t.arch == "raster":
         return MODEL_CLASSES[t.arch](seq_len=grid * grid, **common)
     return MODEL_CLASSES[t.arch](grid=grid, image_size=cfg.data.size, reveal_seed=t.seed, **common)
-
-
-def default_prefix(model) -> int:
-    """A short prefix: 2 scales (next-scale), else a quarter of the tokens."""
-    return 2 if model.arch == "next-scale" else max(1, model.seq_len // 4)
 
 
 def _batches(n: int, batch_size: int, g: torch.Generator):

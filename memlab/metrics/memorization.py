@@ -55,10 +55,15 @@ def bootstrap_interval(flags_RxS, n_boot: int = 1000, level: float = 0.95, seed:
     return [float(lo), float(hi)]
 
 
+def pooled_ratio(flags, n_boot: int, seed: int) -> tuple[float, list[float]]:
+    """Memorized fraction of `flags` (S, or seeds x S) and its 95% bootstrap interval."""
+    flags = np.asarray(flags)
+    return float(flags.mean()), bootstrap_interval(flags, n_boot, seed=seed)
+
+
 def memorization_ratio(samples_SxD, points_NxD, threshold: float = THRESHOLD, n_boot: int = 1000,
                        seed: int = 0) -> dict:
     """{'memorization_ratio', 'interval' [lo, hi] (95% bootstrap), 'nearest_index' (list of S ints)}."""
     flags, idx = memorized(samples_SxD, points_NxD, threshold)
-    return {"memorization_ratio": float(flags.mean()),
-            "interval": bootstrap_interval(flags, n_boot, seed=seed),
-            "nearest_index": idx.tolist()}
+    ratio, interval = pooled_ratio(flags, n_boot, seed)
+    return {"memorization_ratio": ratio, "interval": interval, "nearest_index": idx.tolist()}

@@ -11,14 +11,13 @@ A cell counts as done exactly when its row file exists; a write never leaves a p
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from memlab.errors import UsageError
-from memlab.io import read_json, to_json, write_json, write_parquet
+from memlab.io import normalize_json, read_json, write_json, write_parquet
 
 SORT_KEYS = ["data_key", "size", "seed"]
 # Columns that measure the machine, not the science: the only ones that differ between two runs.
@@ -37,7 +36,7 @@ class SweepStore:
     def check_spec(self, spec_json: dict[str, Any]) -> None:
         """Refuse (before anything is written) to mix two different sweeps in one directory."""
         path = self.root / "spec.json"
-        if path.is_file() and read_json(path) != _normalize(spec_json):
+        if path.is_file() and read_json(path) != normalize_json(spec_json):
             raise UsageError(f"--out {self.root} holds a different sweep (spec.json differs); use a new --out "
                              "or the same spec to resume")
 
@@ -98,9 +97,6 @@ class SweepStore:
         return read_json(path) if path.is_file() else None
 
 
-def _normalize(obj: Any) -> Any:
-    """The JSON round trip of `obj` (tuples become lists), so specs compare equal to what was saved."""
-    return json.loads(to_json(obj))
 
 
 def load_table(root: str | Path) -> pd.DataFrame:
