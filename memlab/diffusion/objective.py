@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from memlab.diffusion import rng
 from memlab.diffusion.process import add_noise, psi_np
 
 MIN_SNR_GAMMA = 5.0
@@ -45,8 +46,9 @@ def x0_sq_error(x0_fn, params, x0_BxD, eps_BxD, t_B):
     return jnp.sum((x0_fn(params, x_t, t_B) - x0_BxD) ** 2, axis=1)
 
 
-def training_objective(x0_fn, weighting: str, grid_T, draws: int, batch: int | None, n: int, d: int):
-    """(noise, loss). noise(key) -> the step's random draws: which `batch` training points (all N when
+def training_objective(sq_error_fn, weighting: str, grid_T, draws: int, batch: int | None, n: int, d: int):
+    """(noise, loss). sq_error_fn(params, x0_BxD, eps_BxD, t_B, w_B) -> sum_b w_b |x0_hat - x0|^2 (a
+    Denoiser's `weighted_sq_error`). noise(key) -> the step's random draws: which `batch` training points (all N when
     None), a grid index per row (t uniform on the grid) and epsilon, `draws` rows per point.
     loss(params, noise, train_NxD) -> the weighted x0 loss (with 'eps': the epsilon loss), divided by D so
     the numbers are per coordinate. Drawing is separate so that several seeds trained under vmap draw
@@ -60,12 +62,12 @@ def training_objective(x0_fn, weighting: str, grid_T, draws: int, batch: int | N
         k_pick, k_t, k_eps = jax.random.split(key, 3)
         pick = jnp.arange(n) if batch is None else jax.random.choice(k_pick, n, (batch,), replace=False)
         return {"pick": pick, "t_idx": jax.random.randint(k_t, (rows,), 0, grid_T.shape[0]),
-                "eps": jax.random.normal(k_eps, (rows, d))}
+                "eps": rng.normal(k_eps, (rows, d))}
 
     def loss(params, nz, train_NxD):
         x0_BxD = jnp.tile(train_NxD[nz["pick"]], (draws, 1))
-        err_B = x0_sq_error(x0_fn, params, x0_BxD, nz["eps"], grid_T[nz["t_idx"]])
-        return jnp.mean(w_T[nz["t_idx"]] * err_B) / d
+        t_idx = nz["t_idx"]
+        return sq_error_fn(params, x0_BxD, nz["eps"], grid_T[t_idx], w_T[t_idx]) / (rows * d)
 
     return noise, loss
 
@@ -85,7 +87,7 @@ def per_t_x0_loss(x0_fn, grid_T, n_sets: int):
     grid_T = jnp.asarray(grid_T)
 
     def at(params, key, x0_BxD, seg_B):
-        eps_BxD = jax.random.normal(key, x0_BxD.shape, x0_BxD.dtype)  # common noise across t
+        eps_BxD = rng.normal(key, x0_BxD.shape, x0_BxD.dtype)  # common noise across t
         counts = jax.ops.segment_sum(jnp.ones_like(seg_B, jnp.float32), seg_B, n_sets)
 
         def one_t(carry, t):

@@ -80,7 +80,7 @@ class Trainer:
     def __init__(self, den, cfg, train_NxD, grid_T, n_seeds: int = 1):
         self.den, self.cfg = den, cfg
         self.tx = make_optimizer(cfg)
-        self.noise, self.objective = training_objective(den.x0, cfg.weighting, grid_T, cfg.draws, cfg.batch,
+        self.noise, self.objective = training_objective(den.weighted_sq_error, cfg.weighting, grid_T, cfg.draws, cfg.batch,
                                                         *np.shape(train_NxD))
         self.train_NxD = jnp.asarray(train_NxD, jnp.float32)
         self.length = chunk_length(cfg.steps, cfg.n_checkpoints)
