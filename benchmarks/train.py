@@ -1,11 +1,14 @@
 """Training throughput: steps/s and achieved GFLOP/s of the mixture estimator at d=50, K=12, N=200, M=160,
 R=100, full batch (20,000 rows per step), and of an MLP denoiser with a comparable parameter count, next
 to the dense float32 matmul GFLOP/s measured right before each round of steps (the ratio is the model
-FLOP utilization, MFU; the median round is reported). Also times several seeds trained under vmap against one after another (what seed_mode 'auto'
-picks). Writes benchmarks/results/train.json.
+FLOP utilization, MFU; the median round is reported). Also times several seeds trained under vmap against
+one after another, for both models (what seed_mode 'auto' picks on this backend is recorded next to it).
+Writes benchmarks/results/train.json.
 
 Model FLOPs per step are counted analytically from the matmuls (forward and backward, as MFU is usually
-defined); XLA's own count of the compiled step is reported next to them.
+defined); XLA's own count of the compiled step is reported next to them. XLA counts a loop body once, so
+for the mixture estimator, whose loss runs as a scan over row blocks, its count is scaled by the number of
+blocks (the few non-blocked operations, the noise draw and Adam, get scaled too: a slight overcount).
 
     .venv/bin/python benchmarks/train.py [--steps 10] [--rounds 5] [--out benchmarks/results/train.json]
 """
@@ -54,15 +57,13 @@ def mlp_matmul_flops(rows: int, den, params) -> float:
     return 6 * rows * weights
 
 
-def time_training(data_cfg, train_cfg, steps: int, n_seeds: int = 1, rounds: int = 1, matmul=None) -> dict:
-    """Steps/s of Trainer.advance (compiled once beforehand) and XLA's flop count of one chunk. With
-    `matmul`, each of `rounds` rounds times the dense matmul right before its steps, so that each
-    utilization ratio compares two measurements under the same machine load (this machine is shared)."""
+def prepare(data_cfg, train_cfg, n_seeds: int = 1) -> dict:
+    """A compiled trainer past its pmem start: {'run': run(steps) -> seed-steps/s, 'trainer', 'state',
+    'den', 'params', 'dataset'}."""
     import jax
-    import numpy as np
 
     from memlab.config import load_dataset
-    from memlab.diffusion.models import build_denoiser, init_params, param_count
+    from memlab.diffusion.models import build_denoiser, init_params
     from memlab.diffusion.process import default_grid
     from memlab.diffusion.rng import TAG_TRAIN, key_data, seed_key
     from memlab.diffusion.train import Trainer, stack
@@ -72,27 +73,66 @@ def time_training(data_cfg, train_cfg, steps: int, n_seeds: int = 1, rounds: int
     trainer = Trainer(den, train_cfg, ds.train_NxD, default_grid(), n_seeds)
     params = [init_params(den, train_cfg.init, ds, s) for s in range(n_seeds)]
     state = stack([trainer.init_state(p, key_data(seed_key(s, TAG_TRAIN))) for s, p in enumerate(params)])
-    state = trainer.advance(state, trainer.length)  # compile, and leave the pmem start
-    jax.block_until_ready(state)
+    out = {"trainer": trainer, "den": den, "params": params[0], "dataset": ds}
+    out["state"] = jax.block_until_ready(trainer.advance(state, trainer.length))  # compile, leave the start
+
+    def run(steps: int) -> float:
+        t0 = time.perf_counter()
+        out["state"] = jax.block_until_ready(trainer.advance(out["state"], steps))
+        return steps * n_seeds / (time.perf_counter() - t0)
+
+    out["run"] = run
+    return out
+
+
+def xla_step_flops(prep: dict, train_cfg) -> float | None:
+    """XLA's flop count of one training step (sequential mode only)."""
+    import jax
+    import numpy as np
+
+    trainer, ds = prep["trainer"], prep["dataset"]
+    if trainer.mode != "sequential":
+        return None
+    one = jax.tree_util.tree_map(lambda a: a[0], prep["state"])
+    cost = trainer._chunk.lower(one, np.int32(1), trainer.train_NxD).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    # the chunk is a scan of `length` gated steps; XLA counts the loop body once
+    flops = float(cost.get("flops", float("nan"))) if cost else None
+    if flops and train_cfg.model == "mixture" and ds.name == "gmm":
+        from memlab.diffusion.mixture_loss import row_blocks
+
+        flops *= row_blocks(ds.n_train * train_cfg.draws, train_cfg.size)[0]
+    return flops
+
+
+def time_training(data_cfg, train_cfg, steps: int, rounds: int = 1, matmul=None) -> dict:
+    """Steps/s of Trainer.advance (compiled once beforehand) and XLA's flop count of one step. With
+    `matmul`, each of `rounds` rounds times the dense matmul right before its steps, so that each
+    utilization ratio compares two measurements under the same machine load (this machine is shared)."""
+    from memlab.diffusion.models import param_count
+
+    prep = prepare(data_cfg, train_cfg)
     per_round, peaks = [], []
     for _ in range(rounds):
         if matmul is not None:
             peaks.append(matmul())
-        t0 = time.perf_counter()
-        state = trainer.advance(state, steps)
-        jax.block_until_ready(state)
-        per_round.append(steps * n_seeds / (time.perf_counter() - t0))
-    xla_flops = None
-    if trainer.mode == "sequential":
-        one = jax.tree_util.tree_map(lambda a: a[0], state)
-        cost = trainer._chunk.lower(one, np.int32(1), trainer.train_NxD).compile().cost_analysis()
-        cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-        # the chunk is a scan of `length` gated steps; XLA counts the loop body once
-        xla_flops = float(cost.get("flops", float("nan"))) if cost else None
-    return {"steps_per_second": float(np.median(per_round)), "rounds": per_round, "peaks": peaks,
-            "steps": steps, "seeds": n_seeds,
-            "param_count": param_count(params[0]), "rows_per_step": ds.n_train * train_cfg.draws,
-            "xla_flops_per_step": xla_flops, "den": den, "params": params[0], "mode": trainer.mode}
+        per_round.append(prep["run"](steps))
+    return {"rounds": per_round, "peaks": peaks, "param_count": param_count(prep["params"]),
+            "rows_per_step": prep["dataset"].n_train * train_cfg.draws,
+            "xla_flops_per_step": xla_step_flops(prep, train_cfg), "den": prep["den"], "params": prep["params"]}
+
+
+def time_seed_modes(data_cfg, train_cfg, steps: int, n_seeds: int, rounds: int) -> dict:
+    """Median seed-steps/s of 'sequential' and 'vmap', timed in alternating rounds (shared machine)."""
+    import numpy as np
+
+    preps = {mode: prepare(data_cfg, dataclasses.replace(train_cfg, seeds=n_seeds, seed_mode=mode), n_seeds)
+             for mode in ("sequential", "vmap")}
+    per_round = {mode: [] for mode in preps}
+    for _ in range(rounds):
+        for mode, prep in preps.items():
+            per_round[mode].append(prep["run"](steps))
+    return {mode: float(np.median(r)) for mode, r in per_round.items()}
 
 
 def main() -> None:
@@ -133,18 +173,16 @@ def main() -> None:
               f"{achieved:7.1f} GFLOP/s  MFU {mfu[i]:.0%} of {peak:.0f} GFLOP/s matmul (median of {len(mfu)} rounds)")
 
     report["seed_modes"] = []
-    for size, draws in [(40, 25), (160, 100)]:
-        cfg = dataclasses.replace(base, size=size, draws=draws, seeds=args.seeds)
-        modes = {mode: time_training(data, dataclasses.replace(cfg, seed_mode=mode), args.steps, args.seeds)
-                 ["steps_per_second"] for mode in ("sequential", "vmap")}
-        report["seed_modes"].append({"size": size, "draws": draws, "seeds": args.seeds, "seed_steps_per_second": modes,
-                                     "faster": max(modes, key=modes.get)})
-        print(f"M={size} R={draws}, {args.seeds} seeds: sequential {modes['sequential']:.2f}, "
-              f"vmap {modes['vmap']:.2f} seed-steps/s")
     from memlab.diffusion.train import resolve_seed_mode
 
-    report["auto_picks"] = {f"M={size} R={draws}": resolve_seed_mode("auto", args.seeds, 200 * draws, size + 50)
-                            for size, draws in [(40, 25), (160, 100)]}
+    for model, size, draws in [("mixture", 40, 25), ("mixture", 160, 100), ("mlp", 16, 100), ("mlp", 64, 25)]:
+        cfg = dataclasses.replace(base, model=model, size=size, depth=2, draws=draws)
+        modes = time_seed_modes(data, cfg, args.steps, args.seeds, args.rounds)
+        report["seed_modes"].append({"model": model, "size": size, "draws": draws, "seeds": args.seeds,
+                                     "seed_steps_per_second": modes, "faster": max(modes, key=modes.get),
+                                     "auto_picks": resolve_seed_mode("auto", args.seeds, 200 * draws, size + 50)})
+        print(f"{model} size={size} R={draws}, {args.seeds} seeds: sequential {modes['sequential']:.2f}, "
+              f"vmap {modes['vmap']:.2f} seed-steps/s")
     write_json(Path(args.out), report)
     print(f"wrote {args.out}")
 

@@ -49,7 +49,7 @@ def _block(means_MxD, std, x0_BxD, eps_BxD, t_B, w_B, with_grad: bool):
     return loss, d_means, d_s2
 
 
-def _blocks(rows: int, size: int) -> tuple[int, int]:
+def row_blocks(rows: int, size: int) -> tuple[int, int]:
     """(number of blocks, rows per block) for `rows` rows and M = size components."""
     per = max(1, min(rows, BLOCK_FLOATS // max(size, 1)))
     n = -(-rows // per)
@@ -58,7 +58,7 @@ def _blocks(rows: int, size: int) -> tuple[int, int]:
 
 def _scan(means_MxD, std, x0_BxD, eps_BxD, t_B, w_B, with_grad: bool):
     rows = x0_BxD.shape[0]
-    n, per = _blocks(rows, means_MxD.shape[0])
+    n, per = row_blocks(rows, means_MxD.shape[0])
     pad = n * per - rows  # padded rows: weight 0, x0 = eps = 0, t = 1/2; they add exactly nothing
 
     def split(a, fill):

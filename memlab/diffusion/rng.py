@@ -26,7 +26,8 @@ def normal(key, shape, dtype=None):
     'rbg' fills a 1M-element array 3x slower on CPU than threefry's fused hash, so the bits come from a
     threefry key seeded by two words of `key`'s stream: still a pure function of `key`."""
     seed = jax.random.bits(key, (2,), jnp.uint32)
-    return jax.random.normal(jax.random.wrap_key_data(seed, impl="threefry2x32"), shape, dtype or jnp.float32)
+    with jax.threefry_partitionable(False):  # the classic counter layout: 1.5x faster here, one device
+        return jax.random.normal(jax.random.wrap_key_data(seed, impl="threefry2x32"), shape, dtype or jnp.float32)
 
 
 def key_data(key):

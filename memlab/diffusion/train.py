@@ -7,8 +7,8 @@ uninterrupted one would. A non-finite loss or parameter freezes that seed at its
 records the step (status 'diverged'), instead of training on garbage.
 
 Seeds: 'vmap' trains all seeds in one vectorised chunk, 'sequential' runs them one after another; 'auto'
-picks vmap while the stacked activations fit in memory (measured faster even on 2 CPU cores, see
-benchmarks/train.py)."""
+picks vmap on an accelerator while the stacked activations fit in memory, and sequential on CPU, where
+vmap was measured no faster (0.8x to 1.1x on 2 cores, benchmarks/results/train.json)."""
 
 from __future__ import annotations
 
@@ -40,13 +40,13 @@ def make_optimizer(cfg) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(cfg.clip), optax.adam(sched))
 
 
-def resolve_seed_mode(mode: str, n_seeds: int = 1, rows: int = 0, width: int = 0) -> str:
-    """'auto': vmap when there are several seeds and their stacked activations (about 4 arrays of
-    rows x width floats per seed) fit VMAP_BYTES, else sequential. On accelerators vmap is the point; on
-    2 CPU cores vmap was also measured faster, 1.3x to 1.6x (benchmarks/results/train.json)."""
+def resolve_seed_mode(mode: str, n_seeds: int = 1, rows: int = 0, width: int = 0, backend: str | None = None) -> str:
+    """'auto': vmap on an accelerator when there are several seeds and their stacked activations (about
+    4 arrays of rows x width floats per seed) fit VMAP_BYTES; sequential on CPU (see the module note) and
+    for a single seed."""
     if mode != "auto":
         return mode
-    if n_seeds <= 1:
+    if n_seeds <= 1 or (backend or jax.default_backend()) == "cpu":
         return "sequential"
     return "vmap" if n_seeds * rows * width * 16 <= VMAP_BYTES else "sequential"
 

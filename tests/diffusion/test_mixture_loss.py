@@ -39,7 +39,7 @@ def test_fused_loss_and_gradient_match_autodiff(monkeypatch, block_floats):
 
 def test_block_layout_covers_every_row_once():
     for rows, size in [(20_000, 160), (37, 9), (1, 5000), (7, 1)]:
-        n, per = mixture_loss._blocks(rows, size)
+        n, per = mixture_loss.row_blocks(rows, size)
         assert n * per >= rows > (n - 1) * per and per * size <= max(mixture_loss.BLOCK_FLOATS, size)
 
 

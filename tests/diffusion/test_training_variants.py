@@ -6,6 +6,7 @@ import numpy as np
 
 from memlab.config import DataConfig
 from memlab.diffusion.run import TrainConfig, train_and_evaluate
+from memlab.diffusion.train import VMAP_BYTES, resolve_seed_mode
 
 # the shapes of test_training.py's generalizer, so compiled programs are shared through the cache
 DATA = DataConfig(dim=10, components=2, n_train=50, n_test=200, seed=0)
@@ -21,6 +22,14 @@ def test_seeds_vmap_matches_sequential():
         np.testing.assert_allclose([r["train_loss"] for r in a["per_t"]], [r["train_loss"] for r in b["per_t"]],
                                    rtol=2e-2)  # same draws; float rounding differs under vmap
     assert seq["per_seed"][0]["per_t"] != seq["per_seed"][1]["per_t"]
+
+
+def test_auto_seed_mode_vmaps_only_on_an_accelerator_and_within_memory():
+    assert resolve_seed_mode("auto", 4, 20_000, 210, backend="cpu") == "sequential"
+    assert resolve_seed_mode("auto", 4, 20_000, 210, backend="gpu") == "vmap"
+    assert resolve_seed_mode("auto", 4, VMAP_BYTES // 16, 2, backend="gpu") == "sequential"  # 8x too big
+    assert resolve_seed_mode("auto", 1, 100, 10, backend="gpu") == "sequential"
+    assert resolve_seed_mode("vmap", 4, 20_000, 210, backend="cpu") == "vmap"  # an explicit choice stands
 
 
 def test_template_mixture_memorizes_and_mlp_minibatch_trains():
