@@ -175,7 +175,8 @@ def main() -> None:
     report["seed_modes"] = []
     from memlab.diffusion.train import resolve_seed_mode
 
-    for model, size, draws in [("mixture", 40, 25), ("mixture", 160, 100), ("mlp", 16, 100), ("mlp", 64, 25)]:
+    for model, size, draws in [("mixture", 40, 25), ("mixture", 80, 50), ("mixture", 160, 100), ("mlp", 16, 100),
+                               ("mlp", 64, 100)]:
         cfg = dataclasses.replace(base, model=model, size=size, depth=2, draws=draws)
         modes = time_seed_modes(data, cfg, args.steps, args.seeds, args.rounds)
         report["seed_modes"].append({"model": model, "size": size, "draws": draws, "seeds": args.seeds,

@@ -7,8 +7,10 @@ uninterrupted one would. A non-finite loss or parameter freezes that seed at its
 records the step (status 'diverged'), instead of training on garbage.
 
 Seeds: 'vmap' trains all seeds in one vectorised chunk, 'sequential' runs them one after another; 'auto'
-picks vmap on an accelerator while the stacked activations fit in memory, and sequential on CPU, where
-vmap was measured no faster (0.8x to 1.1x on 2 cores, benchmarks/results/train.json)."""
+picks vmap while the seeds' stacked activations stay under a size limit: device memory on an accelerator,
+and on CPU a limit measured on 2 cores (benchmarks/results/train.json, seed modes timed in alternating
+rounds): vmap was 1.1x to 1.6x faster for stacks up to about 150 MB, and 0.75x at 270 MB (the mixture
+estimator at M=160, R=100, 4 seeds), where its temporaries no longer stay in cache."""
 
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ from memlab.diffusion.objective import training_objective
 from memlab.diffusion.rng import wrap
 
 MAX_CHUNK = 256
-VMAP_BYTES = 2**31
+VMAP_BYTES = 2**31  # accelerators: the stacked activations must fit in device memory
+CPU_VMAP_BYTES = 200 * 2**20  # CPU: beyond this vmap ran slower than one seed after another
 
 
 def lr_schedule(lr: float, steps: int, warmup_frac: float, final_lr: float):
@@ -41,14 +44,15 @@ def make_optimizer(cfg) -> optax.GradientTransformation:
 
 
 def resolve_seed_mode(mode: str, n_seeds: int = 1, rows: int = 0, width: int = 0, backend: str | None = None) -> str:
-    """'auto': vmap on an accelerator when there are several seeds and their stacked activations (about
-    4 arrays of rows x width floats per seed) fit VMAP_BYTES; sequential on CPU (see the module note) and
-    for a single seed."""
+    """'auto': vmap when there are several seeds and their stacked activations (about 4 arrays of rows x
+    width floats per seed) fit the backend's limit (VMAP_BYTES, or CPU_VMAP_BYTES on CPU), else
+    sequential."""
     if mode != "auto":
         return mode
-    if n_seeds <= 1 or (backend or jax.default_backend()) == "cpu":
+    if n_seeds <= 1:
         return "sequential"
-    return "vmap" if n_seeds * rows * width * 16 <= VMAP_BYTES else "sequential"
+    limit = CPU_VMAP_BYTES if (backend or jax.default_backend()) == "cpu" else VMAP_BYTES
+    return "vmap" if n_seeds * rows * width * 16 <= limit else "sequential"
 
 
 def chunk_length(steps: int, n_checkpoints: int) -> int:
