@@ -75,6 +75,17 @@ def load_npy(path: Path) -> np.ndarray:
     return np.load(Path(path), allow_pickle=False)
 
 
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (files only, no display needed), imported on first use so
+    that commands which draw nothing never import matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def save_figure(fig, path: Path, dpi: int = 130) -> None:
     """Save a matplotlib figure atomically as PNG."""
     _atomic(Path(path), lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight"))

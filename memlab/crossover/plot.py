@@ -6,14 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from memlab.io import save_figure
+from memlab.io import pyplot, save_figure
 
 
 def plot_prediction(result: dict, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     curve = result["curve"]
     m_over_n = np.array([c["m_over_n"] for c in curve])

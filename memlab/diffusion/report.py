@@ -5,14 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from memlab.io import save_figure
+from memlab.io import pyplot, save_figure
 
 
 def plot_run(metrics: dict, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     ck = [c for c in metrics["checkpoints"] if c.get("memorization_ratio") is not None]
     fig, (ax_m, ax_l) = plt.subplots(1, 2, figsize=(9, 3.4))

@@ -7,20 +7,11 @@ from pathlib import Path
 
 import torch
 
-from memlab.io import save_figure
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from memlab.io import pyplot, save_figure
 
 
 def plot_curves(metrics: dict, path: Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
     tok = metrics.get("tokenizer", [])
     if tok:
@@ -42,7 +33,7 @@ def plot_curves(metrics: dict, path: Path) -> None:
 @torch.no_grad()
 def plot_samples(model, images_Bx3xHxW: torch.Tensor, labels_B: torch.Tensor, prefix: int, path: Path) -> None:
     """Rows: training images, their reconstructions, greedy continuations from `prefix`, samples (seeds 0..B-1)."""
-    plt = _plt()
+    plt = pyplot()
     tokens = model.tokenize(images_Bx3xHxW)
     rows = {"training image": images_Bx3xHxW, "tokenizer": model.decode(tokens),
             f"greedy from prefix {prefix}": model.decode(model.continue_greedy(tokens, labels_B, prefix)),

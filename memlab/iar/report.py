@@ -7,22 +7,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from memlab.io import save_figure
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from memlab.io import pyplot, save_figure
 
 
 def plot_unitmem(per_block: pd.DataFrame, per_scale_block: pd.DataFrame, path: Path, title: str = "") -> None:
     """Heat-map of mean UnitMem per (scale, block) when there are several scales, bars per block
     otherwise; beside it, the share of the global top-k% units in each block."""
-    plt = _plt()
+    plt = pyplot()
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9.5, 3.4), layout="constrained")
     scales = sorted(per_scale_block["scale"].unique())
     if len(scales) > 1:
@@ -49,7 +40,7 @@ def plot_unitmem(per_block: pd.DataFrame, per_scale_block: pd.DataFrame, path: P
 def plot_extraction(table: pd.DataFrame, heldout_sim: np.ndarray, threshold: float, path: Path,
                     duplicated_ids: set | None = None) -> None:
     """Pixel similarity of candidates (by rank) against the held-out distribution and the threshold."""
-    plt = _plt()
+    plt = pyplot()
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9, 3.2))
     dup = table["image_id"].isin(duplicated_ids or set()).to_numpy()
     ax0.scatter(table["rank"][~dup], table["pixel_sim"][~dup], s=12, label="candidate")
@@ -71,7 +62,7 @@ def plot_extraction(table: pd.DataFrame, heldout_sim: np.ndarray, threshold: flo
 
 def plot_ablation(df: pd.DataFrame, path: Path, factor: float) -> None:
     """Extracted count, Frechet distance and held-out NLL against k for top / random / bottom edits."""
-    plt = _plt()
+    plt = pyplot()
     metrics = [("n_extracted", "extracted images"), ("fd", "Frechet distance"), ("nll", "held-out NLL (nats/token)")]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), layout="constrained")
     base = df[df["condition"] == "baseline"].iloc[0]
@@ -96,7 +87,7 @@ def plot_ablation(df: pd.DataFrame, path: Path, factor: float) -> None:
 
 def plot_block_ablation(df: pd.DataFrame, path: Path) -> None:
     """Extracted count and Frechet distance when only one block's top units are edited."""
-    plt = _plt()
+    plt = pyplot()
     blocks = df[df["condition"] == "top-block"].sort_values("block")
     if blocks.empty:
         return

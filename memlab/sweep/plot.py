@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from memlab.io import pyplot, save_figure
 
-from memlab.io import save_figure  # noqa: E402
+plt = pyplot()
 from memlab.sweep.phase import BAD_STATUS, losses_at, reference_losses_at  # noqa: E402
 
 
