@@ -96,9 +96,15 @@ class TrainConfig:
         _check_int("n_boot", self.n_boot, 10)
 
     def seed_list(self, data_seed: int = 0) -> tuple[int, ...]:
-        if isinstance(self.seeds, tuple):
-            return self.seeds
-        return tuple(data_seed + i for i in range(self.seeds))
+        return expand_seeds(self.seeds, data_seed)
+
+
+def expand_seeds(seeds, data_seed: int = 0) -> tuple[int, ...]:
+    """The training seeds that `seeds` names: a list as given, a count n as data seed + 0..n-1 (so runs on
+    different data draws do not share training seeds)."""
+    if isinstance(seeds, (list, tuple)):
+        return tuple(int(s) for s in seeds)
+    return tuple(data_seed + i for i in range(seeds))
 
 
 TRAIN_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}

@@ -86,9 +86,10 @@ def execute_cell(cell: Cell, run_dir: Path | None, cell_fn: CellFn) -> list[dict
 
 
 def seed_list(cell: Cell) -> list[int]:
-    """The training seeds of a cell, as TrainConfig.seed_list names them: a count n means data seed + 0..n-1."""
-    seeds = cell.train.get("seeds", 1)
-    return [int(s) for s in seeds] if isinstance(seeds, (list, tuple)) else [cell.data.seed + i for i in range(seeds)]
+    """The training seeds of a cell, read from its raw fields (a failed cell's config may not validate)."""
+    from memlab.diffusion.train_config import expand_seeds
+
+    return list(expand_seeds(cell.train.get("seeds", 1), cell.data.seed))
 
 
 def _num(v) -> float:

@@ -67,3 +67,23 @@ def test_console_script_exit_status(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "memlab", "crossover", "predict", "--draws", "-1"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and proc.stdout == ""
+
+
+def test_x64_runs_in_float64_and_agrees_with_float32(tmp_path, capsys):
+    """--x64 switches the whole process to float64 (so it runs in a child process here). Its draws differ
+    from float32's (64-bit normals), so the two predictions must agree within their intervals, not exactly."""
+    code = ("import json, sys, jax; from memlab.cli import main; "
+            f"rc = main(['crossover', 'predict', *{FAST!r}, '--x64', '--out', sys.argv[1]]); "
+            "print(json.dumps({'rc': rc, 'x64': bool(jax.config.jax_enable_x64)}))")
+    out64 = tmp_path / "x64.json"
+    child = subprocess.run([sys.executable, "-c", code, str(out64)], capture_output=True, text=True, timeout=300)
+    assert json.loads(child.stdout.strip().splitlines()[-1]) == {"rc": 0, "x64": True}
+    r64 = json.loads(out64.read_text())
+    assert main(["crossover", "predict", *FAST, "--json"]) == 0
+    r32 = json.loads(capsys.readouterr().out)
+    assert r64["config"]["crossover"]["x64"] is True and r32["config"]["crossover"]["x64"] is False
+    assert r64["per_t"] != r32["per_t"]  # really a different computation
+    lo64, hi64 = r64["interval"]
+    lo32, hi32 = r32["interval"]
+    assert max(lo64, lo32) <= min(hi64, hi32)  # the two intervals overlap
+    assert 0 < r64["m_star_over_n"] <= 1
