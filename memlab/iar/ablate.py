@@ -21,7 +21,7 @@ from memlab.iar.extract import ExtractConfig, extract
 from memlab.iar.hooks import scaled_units
 from memlab.iar.interface import IARModel
 from memlab.iar.quality import QualityConfig, measure_quality
-from memlab.iar.unitmem import top_mask
+from memlab.iar.unitmem import top_count, top_mask
 
 CONTROLS = ("random", "bottom")
 RANKS = ("global", "per-block")
@@ -77,9 +77,8 @@ def select_units(units: pd.DataFrame, pct: float, mode: str, per_block: bool = F
         elif mode == "bottom":
             mask = top_mask(-g["score"], pct)
         elif mode == "random":
-            n = max(1, int(round(len(g) * pct / 100.0)))
             mask = np.zeros(len(g), dtype=bool)
-            mask[rng.choice(len(g), size=n, replace=False)] = True
+            mask[rng.choice(len(g), size=top_count(len(g), pct), replace=False)] = True
         else:
             raise UsageError(f"unknown selection {mode!r}; allowed: top, bottom, random")
         chosen.append(g[mask])

@@ -52,16 +52,8 @@ def default_prefix(model: IARModel) -> int:
 
 
 def generated_positions(model: IARModel, prefix: int) -> torch.Tensor:
-    """Bool L: token positions that a continuation from `prefix` has to produce."""
-    keep_L = torch.ones(model.seq_len, dtype=torch.bool)
-    if model.arch == "next-scale":
-        slices = model.scale_slices()
-        keep_L[:slices[min(prefix, len(slices) - 1)].start] = False
-    elif callable(getattr(model, "revealed_mask", None)):  # masked models reveal in their own fixed order
-        keep_L = ~model.revealed_mask(prefix).cpu()
-    else:
-        keep_L[:prefix] = False
-    return keep_L
+    """Bool L: token positions that a continuation from `prefix` has to produce (those not revealed)."""
+    return ~model.revealed_mask(prefix).cpu()
 
 
 def scored_positions(model: IARModel, prefix: int) -> torch.Tensor:
@@ -71,7 +63,7 @@ def scored_positions(model: IARModel, prefix: int) -> torch.Tensor:
         keep_L = torch.zeros(model.seq_len, dtype=torch.bool)
         keep_L[model.scale_slices()[-1]] = True
         return keep_L
-    if model.arch == "masked" and callable(getattr(model, "scored_positions", None)):
+    if model.arch == "masked":
         return model.scored_positions().cpu()
     return generated_positions(model, prefix)
 
@@ -200,9 +192,3 @@ def extract(model: IARModel, train_tokens_NxL: torch.Tensor, train_labels_N: tor
                           "token_match": match, "pixel_sim": sim, "nn_ratio": nn,
                           "extracted": (sim > threshold) & (nn < cfg.nn_ratio)})
     return ExtractResult(table=table, threshold=threshold, heldout_sim=heldout_sim, prefix=prefix, train_acc=acc_N, order=order)
-
-
-def unique_rows(image_ids: np.ndarray) -> np.ndarray:
-    """Row of the first occurrence of each image id (planted duplicates count once), in order."""
-    _, first = np.unique(np.asarray(image_ids), return_index=True)
-    return np.sort(first)

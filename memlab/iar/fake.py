@@ -95,6 +95,14 @@ class FakeIAR(nn.Module, IARModel):
             logits_BxLxV = logits_BxLxV + ORACLE_LOGIT * self._oracle_onehot(tokens_BxL, labels_B)
         return logits_BxLxV
 
+    def scored_positions(self) -> torch.Tensor:
+        """Bool L, all True: position i sees the previous token, never its own."""
+        return torch.ones(self._len, dtype=torch.bool)
+
+    def revealed_mask(self, prefix: int) -> torch.Tensor:
+        """Bool L: the first `prefix` tokens (raster) or the tokens of the first `prefix` scales."""
+        return torch.arange(self._len) < self._prefix_start(prefix)
+
     def continue_greedy(self, tokens_BxL: torch.Tensor, labels_B: torch.Tensor, prefix: int) -> torch.Tensor:
         start = self._prefix_start(prefix)
         seq_BxL = tokens_BxL.clone()

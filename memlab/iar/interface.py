@@ -31,8 +31,8 @@ class UnitSpec:
 
 
 class IARModel(abc.ABC):
-    """Mixin/base for IAR models. `prefix` in `continue_greedy` counts tokens (raster), scales (next-scale),
-    or revealed tokens in the model's fixed reveal order (masked)."""
+    """Mixin/base for IAR models. A `prefix` (continue_greedy, revealed_mask) counts tokens (raster), scales
+    (next-scale), or revealed tokens in the model's fixed reveal order (masked)."""
 
     arch: str
 
@@ -55,6 +55,19 @@ class IARModel(abc.ABC):
     @abc.abstractmethod
     def teacher_forced_logits(self, tokens_BxL: torch.Tensor, labels_B: torch.Tensor) -> torch.Tensor:
         """Logits B x L x V; position i predicts token i from what the architecture lets it see."""
+
+    @abc.abstractmethod
+    def scored_positions(self) -> torch.Tensor:
+        """Bool L: positions whose teacher-forced logits are predictions, made without seeing the token they
+        score. Raster: every position (position i sees the class and tokens < i). Next-scale: every position
+        (a scale's inputs come from coarser scales). Masked: the masked half of the teacher-forcing pass; the
+        revealed half gets a one-hot on its own visible token, which predicts nothing."""
+
+    @abc.abstractmethod
+    def revealed_mask(self, prefix: int) -> torch.Tensor:
+        """Bool L: positions that `continue_greedy(..., prefix)` keeps from its input; it fills the others.
+        Raster: the first `prefix` tokens. Next-scale: every token of the first `prefix` scales (all tokens
+        once prefix >= the number of scales). Masked: the first `prefix` positions of the reveal order."""
 
     @abc.abstractmethod
     def continue_greedy(self, tokens_BxL: torch.Tensor, labels_B: torch.Tensor, prefix: int) -> torch.Tensor:

@@ -20,7 +20,7 @@ from memlab.iar.ablate import AblateConfig, AblationData, config_dict, run_ablat
 from memlab.iar.extract import ExtractConfig, extract, tokenize_all
 from memlab.iar.interface import IARModel
 from memlab.iar.quality import QualityConfig
-from memlab.iar.unitmem import UnitMemConfig, aggregate, compute_unitmem, unit_scores
+from memlab.iar.unitmem import UnitMemConfig, aggregate, compute_unitmem, top_count, unit_scores
 from memlab.io import read_json, save_npy, write_json, write_parquet, write_text
 
 
@@ -70,7 +70,7 @@ def localize(model: IARModel, data: RunData, cfg: UnitMemConfig, out: Path, prog
     write_text(out / "per_scale_block.csv", per_sb.to_csv(index=False))
     report.plot_unitmem(per_block, per_sb, out / "unitmem.png", f"UnitMem ({model.arch})")
     units = unit_scores(table)
-    top = units.nlargest(max(1, int(round(len(units) * cfg.top_pct / 100))), "score")
+    top = units.nlargest(top_count(len(units), cfg.top_pct), "score")
     dup = data.duplicated_ids
     metrics = {
         "arch": model.arch, "n_images": len(data.train_ids), "n_units": len(units), "n_rows": len(table),

@@ -35,11 +35,9 @@ class QualityConfig:
 
 
 def heldout_nll(model: IARModel, tokens_BxL: torch.Tensor, labels_B: torch.Tensor, batch_size: int = 64) -> float:
-    """Mean teacher-forced cross-entropy, nats per predicted token (masked models: their masked half; the
-    revealed half is given, not predicted)."""
-    keep_L = torch.ones(tokens_BxL.shape[1], dtype=torch.bool)
-    if model.arch == "masked" and callable(getattr(model, "scored_positions", None)):
-        keep_L = model.scored_positions().cpu()
+    """Mean teacher-forced cross-entropy, nats per predicted token: over `model.scored_positions()` (every
+    position of autoregressive models; masked models: their masked half, the revealed half is given)."""
+    keep_L = model.scored_positions().cpu()
     total, count = 0.0, 0
     with torch.no_grad():
         for i in range(0, len(tokens_BxL), batch_size):

@@ -162,12 +162,17 @@ def unit_scores(table: pd.DataFrame) -> pd.DataFrame:
     return best[["layer", "block", "unit", "scale", "score", "k_star", "image_id"]].reset_index(drop=True)
 
 
+def top_count(n_units: int, pct: float) -> int:
+    """How many of n_units make up "the top pct%": rounded to nearest (halves to even, Python's round),
+    at least one."""
+    return max(1, int(round(n_units * pct / 100.0)))
+
+
 def top_mask(scores: pd.Series, pct: float) -> np.ndarray:
-    """Boolean mask of the top pct% of entries (at least one), ties broken by position."""
-    n = max(1, int(round(len(scores) * pct / 100.0)))
+    """Boolean mask of the top pct% of entries (top_count of them), ties broken by position."""
     order = np.argsort(-scores.to_numpy(), kind="stable")
     mask = np.zeros(len(scores), dtype=bool)
-    mask[order[:n]] = True
+    mask[order[:top_count(len(scores), pct)]] = True
     return mask
 
 

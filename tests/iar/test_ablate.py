@@ -74,6 +74,10 @@ def test_select_units_top_bottom_random_and_per_block():
     r1 = select_units(units, 50, "random", rng=np.random.default_rng(1))
     r2 = select_units(units, 50, "random", rng=np.random.default_rng(1))
     assert sum(len(v) for v in r1.values()) == 10 and all(np.array_equal(r1[k], r2[k]) for k in r1)
+    # top_count per block: 25% of 10 rounds to 2 (half to even), 35% of 10 to 4
+    r3 = select_units(units, 25, "random", per_block=True, rng=np.random.default_rng(2))
+    assert {k: len(v) for k, v in r3.items()} == {"a": 2, "b": 2}
+    assert {k: len(v) for k, v in select_units(units, 35, "top", per_block=True).items()} == {"a": 4, "b": 4}
     for bad in (dict(top_pct=0), dict(top_pct=100.5), dict(controls=("random", "top")), dict(factor=-1)):
         with pytest.raises(UsageError):
             AblateConfig(**bad)

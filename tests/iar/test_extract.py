@@ -4,8 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from memlab.iar.extract import (ExtractConfig, calibrate_threshold, extract, tokenize_all, unique_rows)
+import torch.nn.functional as F
+
+from memlab.iar import extract as ext
+from memlab.iar.extract import ExtractConfig, calibrate_threshold, extract, tokenize_all
 from memlab.iar.fake import FakeIAR
+from memlab.iar.models import MaskedTokenModel
+from memlab.iar.pipeline import fold_duplicates
+from memlab.iar.quality import heldout_nll
 
 torch.set_num_threads(1)  # tiny ops; threads only contend on a shared CPU
 
@@ -39,11 +45,12 @@ def test_untrained_model_extracts_nothing(arch):
     prefix = 2 if arch == "next-scale" else 4
     res = extract(model, tr, ytr, np.arange(len(tr)), ho, yho, ExtractConfig(n_candidates=16, prefix=prefix))
     assert res.n_extracted == 0
-    assert (res.table["nn_ratio"] > 0.5).all()  # generations are not near any one image    assert res.table["token_match"].mean() < 0.5
+    assert (res.table["nn_ratio"] > 0.5).all()  # generations are not near any one image
+    assert res.table["token_match"].mean() < 0.5
     assert res.table["tf_acc"].max() < 0.6
 
 
-def test_fixed_candidates_threshold_and_dedupe():
+def test_fixed_candidates_and_threshold():
     tr, ytr, ho, yho = _data("raster")
     oracle = FakeIAR(oracle_tokens_KxL=tr, oracle_labels_K=ytr)
     res = extract(oracle, tr, ytr, np.arange(len(tr)), ho, yho, ExtractConfig(prefix=2), candidates=np.array([5, 1]))
@@ -51,7 +58,48 @@ def test_fixed_candidates_threshold_and_dedupe():
     sims = np.linspace(0, 1, 101)
     assert calibrate_threshold(sims, 0.05) == pytest.approx(0.95)
     assert (sims > calibrate_threshold(sims, 0.05)).mean() <= 0.05
-    assert unique_rows(np.array([7, 3, 7, 9, 3])).tolist() == [0, 1, 3]
+
+
+def test_fold_duplicates_counts_planted_copies_once():
+    ids = np.array(["a", "b", "a#copy1", "c", "b#copy1", "a#copy2", "7"])
+    images = torch.arange(7.0)[:, None, None, None].expand(7, 3, 2, 2)
+    labels = torch.tensor([0, 1, 0, 2, 1, 0, 3])
+    heldout = torch.zeros(2, 3, 2, 2)
+    d = fold_duplicates(images, labels, heldout, torch.tensor([0, 1]), ids)
+    assert d.train_ids.tolist() == ["a", "b", "c", "7"]  # first occurrences, in training order
+    assert d.copies.tolist() == [3, 2, 1, 1] and d.duplicated_ids == {"a", "b"}
+    assert d.train_images[:, 0, 0, 0].tolist() == [0.0, 1.0, 3.0, 6.0] and d.train_labels.tolist() == [0, 1, 2, 3]
+    assert d.heldout_images is heldout
+    ints = fold_duplicates(images[:5], labels[:5], heldout, torch.tensor([0, 1]), np.array([7, 3, 7, 9, 3]))
+    assert ints.train_ids.tolist() == ["7", "3", "9"] and ints.copies.tolist() == [2, 2, 1]
+    assert ints.train_images[:, 0, 0, 0].tolist() == [0.0, 1.0, 3.0]
+
+
+def _ce(model, tokens_BxL, labels_B, keep_L):
+    logits_BxLxV = model.teacher_forced_logits(tokens_BxL, labels_B)[:, keep_L]
+    return float(F.cross_entropy(logits_BxLxV.flatten(0, 1), tokens_BxL[:, keep_L].flatten()))
+
+
+def test_extraction_and_nll_positions_come_from_the_model_interface():
+    torch.manual_seed(0)
+    fake, fake_ns = FakeIAR("raster", seed=2), FakeIAR("next-scale", seed=2)  # 16 tokens; scales 1, 4, 16
+    masked = MaskedTokenModel(vocab_size=8, grid=3, num_classes=2, width=16, depth=1, heads=2, mlp_ratio=2,
+                              image_size=12).eval()
+    assert ext.generated_positions(fake, 4).nonzero().flatten().tolist() == list(range(4, 16))
+    assert ext.scored_positions(fake, 4).nonzero().flatten().tolist() == list(range(4, 16))
+    assert ext.generated_positions(fake_ns, 2).nonzero().flatten().tolist() == list(range(5, 21))
+    assert ext.generated_positions(fake_ns, 1).nonzero().flatten().tolist() == list(range(1, 21))
+    assert ext.scored_positions(fake_ns, 1).nonzero().flatten().tolist() == list(range(5, 21))  # finest scale
+    order = masked.reveal_order_L
+    assert ext.generated_positions(masked, 2).nonzero().flatten().tolist() == sorted(order[2:].tolist())
+    assert ext.scored_positions(masked, 2).nonzero().flatten().tolist() == sorted(order[9 // 2:].tolist())
+    with torch.no_grad():
+        for model in (fake, fake_ns, masked):
+            t = torch.randint(0, 8, (5, model.seq_len)); y = torch.tensor([0, 1, 1, 0, 1])
+            want = _ce(model, t, y, model.scored_positions())
+            assert heldout_nll(model, t, y, batch_size=2) == pytest.approx(want, rel=1e-5)
+            if model is masked:  # the revealed half is a one-hot on the given token: nearly zero loss
+                assert want > 1.0 and _ce(model, t, y, ~model.scored_positions()) < 1e-3
 
 
 def test_ranking_breaks_accuracy_ties_by_log_likelihood():

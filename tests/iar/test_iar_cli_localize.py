@@ -2,10 +2,13 @@
 
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from memlab.cli import main
+from memlab.iar.unitmem import top_count, unit_scores
 
 torch.set_num_threads(1)  # tiny ops; threads only contend on a shared CPU
 
@@ -67,6 +70,10 @@ def test_localize_extract_ablate_end_to_end_and_resume(capsys, run_dir):
     assert len(loc["per_scale_block"]["scale"]) == 3 * 2  # 3 scales x 2 blocks
     for f in ("unitmem.parquet", "per_block.csv", "per_scale_block.csv", "unitmem.png", "metrics.json"):
         assert (run_dir / "localize" / f).is_file(), f
+    scores = np.sort(unit_scores(pd.read_parquet(run_dir / "localize" / "unitmem.parquet"))["score"].to_numpy())
+    n_top = top_count(len(scores), loc["top_pct"])
+    assert loc["n_units"] == len(scores) and 1 <= n_top < len(scores)
+    assert loc["top_mean_score"] == pytest.approx(scores[-n_top:].mean(), rel=1e-12)
 
     assert main(["iar", "extract", str(run_dir), "--candidates", "4", "--json"]) == 0
     ext = json.loads(capsys.readouterr().out)

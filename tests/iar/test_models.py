@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from memlab.iar.fake import FakeIAR
 from memlab.iar.models import MODEL_CLASSES, MaskedTokenModel, NextScaleTransformer, RasterTransformer
 
 V = 32
@@ -21,6 +22,56 @@ def _tiny(arch):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+EVERY_MODEL = ["raster", "next-scale", "masked", "fake-raster", "fake-next-scale"]
+
+
+def _any(name):
+    """Every IARModel implementation: the three tiny models and the fake one in both of its layouts."""
+    if name.startswith("fake-"):
+        return FakeIAR(arch=name[len("fake-"):], side=4, vocab=8, n_classes=3, seed=1)
+    return _tiny(name)
+
+
+@pytest.mark.parametrize("name", EVERY_MODEL)
+def test_scored_positions_are_exactly_those_whose_logits_ignore_their_own_token(name):
+    m = _any(name).eval()
+    L = m.seq_len
+    scored = m.scored_positions()
+    assert scored.dtype == torch.bool and scored.shape == (L,)
+    assert int(scored.sum()) == (L - L // 2 if m.arch == "masked" else L)
+    t = torch.randint(0, m.vocab_size, (3, L)); y = torch.tensor([0, 1, 2])
+    with torch.no_grad():
+        base = m.teacher_forced_logits(t, y)
+        for p in range(L):
+            t2 = t.clone(); t2[:, p] = (t[:, p] + 1) % m.vocab_size
+            moved = (m.teacher_forced_logits(t2, y)[:, p] - base[:, p]).abs().max()
+            assert (moved < 1e-5) == bool(scored[p]), (p, float(moved))
+
+
+@pytest.mark.parametrize("name", EVERY_MODEL)
+def test_revealed_mask_is_what_continue_greedy_keeps_and_reads(name):
+    m = _any(name).eval()
+    L = m.seq_len
+    sizes = [s.stop - s.start for s in m.scale_slices()]
+    n_prefix = len(sizes) if m.arch == "next-scale" else L  # prefix counts scales, or tokens
+    t = torch.randint(0, m.vocab_size, (3, L)); y = torch.tensor([2, 0, 1])
+    t_other = (t + torch.randint(1, m.vocab_size, t.shape)) % m.vocab_size  # differs from t everywhere
+    previous = torch.zeros(L, dtype=torch.bool)
+    for prefix in range(n_prefix + 1):
+        shown = m.revealed_mask(prefix)
+        assert shown.dtype == torch.bool and shown.shape == (L,)
+        assert int(shown.sum()) == (sum(sizes[:prefix]) if m.arch == "next-scale" else prefix)
+        assert (shown | ~previous).all()  # a longer prefix reveals a superset
+        if m.arch != "masked":  # autoregressive models reveal a leading run of positions
+            assert shown[:int(shown.sum())].all()
+        out = m.continue_greedy(t, y, prefix)
+        assert torch.equal(out[:, shown], t[:, shown])
+        # the continuation reads nothing else: replacing every hidden token changes no output
+        assert torch.equal(m.continue_greedy(torch.where(shown, t, t_other), y, prefix), out)
+        previous = shown
+    assert previous.all()
 
 
 def test_raster_position_i_ignores_later_tokens():

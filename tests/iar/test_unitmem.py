@@ -1,6 +1,7 @@
 """UnitMem on a constructed model whose units have known selectivity."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -8,7 +9,8 @@ from memlab.iar.augment import AugmentConfig, augment
 from memlab.iar.fake import FakeIAR
 
 torch.set_num_threads(1)  # tiny ops; threads only contend on a shared CPU
-from memlab.iar.unitmem import UnitMemConfig, aggregate, compute_unitmem, unit_scores, unitmem_scores
+from memlab.iar.unitmem import (UnitMemConfig, aggregate, compute_unitmem, top_count, top_mask, unit_scores,
+                                 unitmem_scores)
 
 
 def _images(K=6, planted=3, seed=0):
@@ -107,3 +109,13 @@ def test_interrupted_pass_resumes_from_its_checkpoint(tmp_path):
                             progress=False, checkpoint=tmp_path)  # another config: starts over
     assert calls["n"] == 3 + 3 * 2
     assert not np.array_equal(other["mu_max"].to_numpy(), full["mu_max"].to_numpy())
+
+
+def test_top_count_rounds_to_nearest_with_at_least_one_and_top_mask_uses_it():
+    assert top_count(1000, 10) == 100 and top_count(256, 10) == 26 and top_count(10, 100) == 10
+    assert top_count(10, 35) == 4 and top_count(10, 25) == 2  # halves round to even (Python's round)
+    assert top_count(5, 1) == 1 and top_count(1, 0.001) == 1  # never empty
+    scores = pd.Series([0.3, 0.9, 0.1, 0.9, 0.5, 0.2, 0.8, 0.0, 0.4, 0.6])
+    assert np.flatnonzero(top_mask(scores, 35)).tolist() == [1, 3, 6, 9]  # 4 units; the tie keeps both 0.9s
+    assert np.flatnonzero(top_mask(scores, 25)).tolist() == [1, 3]
+    assert np.flatnonzero(top_mask(-scores, 1)).tolist() == [7]

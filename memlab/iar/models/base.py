@@ -66,10 +66,6 @@ class TokenizedIAR(IARModel):
         if labels_B.shape != tokens_BxL.shape[:1]:
             raise ValueError(f"labels must be B = {tokens_BxL.shape[0]}, got {tuple(labels_B.shape)}")
 
-    def scored_positions(self) -> torch.Tensor:
-        """Bool L: positions whose teacher-forced logits are predictions (all, for autoregressive models)."""
-        return torch.ones(self.seq_len, dtype=torch.bool, device=self.device)
-
     def token_nll(self, tokens_BxL: torch.Tensor, labels_B: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forced (NLL in nats, top-1 accuracy) per sample, over the scored positions: two tensors B."""
         logits_BxLxV = self.teacher_forced_logits(tokens_BxL, labels_B)
@@ -94,7 +90,16 @@ class TokenizedIAR(IARModel):
 
 class AutoregressiveIAR(TokenizedIAR):
     """Greedy continuation and seeded sampling on top of `_fill(tokens, labels, prefix, choose, use_cache)`,
-    where choose maps logits B x N x V of the next N positions to tokens B x N."""
+    where choose maps logits B x N x V of the next N positions to tokens B x N, and on `forward(tokens,
+    labels)` giving teacher-forced logits B x L x V (causal, or block-causal over scales)."""
+
+    def teacher_forced_logits(self, tokens_BxL: torch.Tensor, labels_B: torch.Tensor) -> torch.Tensor:
+        self.check_tokens(tokens_BxL, labels_B)
+        return self(tokens_BxL, labels_B)
+
+    def scored_positions(self) -> torch.Tensor:
+        """Bool L, all True: position i never sees token i (see IARModel.scored_positions)."""
+        return torch.ones(self.seq_len, dtype=torch.bool, device=self.device)
 
     def continue_greedy(self, tokens_BxL: torch.Tensor, labels_B: torch.Tensor, prefix: int) -> torch.Tensor:
         self.check_tokens(tokens_BxL, labels_B)

@@ -70,9 +70,11 @@ class NextScaleTransformer(ModelMixin, ConfigMixin, AutoregressiveIAR):
         h = self._scale_inputs(tokens_BxL, labels_B, 0, len(self.config.scales))
         return self.trunk(h, self.block_causal_LxL)
 
-    def teacher_forced_logits(self, tokens_BxL: torch.Tensor, labels_B: torch.Tensor) -> torch.Tensor:
-        self.check_tokens(tokens_BxL, labels_B)
-        return self(tokens_BxL, labels_B)
+    def revealed_mask(self, prefix: int) -> torch.Tensor:
+        """Bool L: the tokens of the first `prefix` scales."""
+        slices = self.scale_slices()
+        stop = slices[prefix].start if prefix < len(slices) else self.seq_len
+        return torch.arange(self.seq_len, device=self.device) < stop
 
     @torch.no_grad()
     def _fill(self, tokens_BxL, labels_B, prefix: int, choose, use_cache: bool = True):

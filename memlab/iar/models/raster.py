@@ -47,9 +47,9 @@ class RasterTransformer(ModelMixin, ConfigMixin, AutoregressiveIAR):
         L = tokens_BxL.shape[1]
         return self.trunk(self._inputs(tokens_BxL, labels_B), self.causal_LxL[:L, :L])
 
-    def teacher_forced_logits(self, tokens_BxL: torch.Tensor, labels_B: torch.Tensor) -> torch.Tensor:
-        self.check_tokens(tokens_BxL, labels_B)
-        return self(tokens_BxL, labels_B)
+    def revealed_mask(self, prefix: int) -> torch.Tensor:
+        """Bool L: the first `prefix` tokens."""
+        return torch.arange(self.seq_len, device=self.device) < prefix
 
     @torch.no_grad()
     def _fill(self, tokens_BxL: torch.Tensor, labels_B: torch.Tensor, prefix: int, choose, use_cache: bool = True):
