@@ -50,7 +50,8 @@ def gmm_posterior_mean(x_BxD, t, means_KxD, variance, log_weights_K):
 
 @jax.jit
 def template_posterior_mean(x_BxD, t, templates_KxP, colour_means_KxC, colour_variance, log_weights_K):
-    """Exact posterior mean of the colored-template mixture x = c (outer) a_k, c ~ N(mu_k, s_c^2 I_C).
+    """Exact posterior mean of the colored-template mixture x = c (outer) a_k, c ~ N(mu_k, s_c^2 I_C), at
+    time t (a scalar, or one time per row).
 
     Per component and colour channel, x_t[ch] ~ N(alpha mu_kc a_k, alpha^2 s_c^2 a_k a_k^T + sigma^2 I): by
     Woodbury the quadratic form is (|r|^2 - beta (a.r)^2) / sigma^2 with beta = alpha^2 s_c^2 / (sigma^2 +
@@ -60,20 +61,24 @@ def template_posterior_mean(x_BxD, t, templates_KxP, colour_means_KxC, colour_va
     K, P = templates_KxP.shape
     C = colour_means_KxC.shape[1]
     B = x_BxD.shape[0]
-    a, s2t = alpha(t), sigma(t) ** 2
+    # t: a scalar or one time per row; as a B x 1 column every row's formulas are the same batched matmuls
+    t_Bx1 = jnp.broadcast_to(jnp.reshape(t, (-1, 1)), (B, 1))
+    a_Bx1, s2t_Bx1 = alpha(t_Bx1), sigma(t_Bx1) ** 2
+    a_Bx1x1 = a_Bx1[:, :, None]
     x_BxCxP = x_BxD.reshape(B, C, P)
     norm2_K = jnp.sum(templates_KxP**2, axis=1)
-    denom_K = s2t + a**2 * colour_variance * norm2_K  # sigma^2 + alpha^2 s_c^2 |a|^2
+    denom_BxK = s2t_Bx1 + a_Bx1**2 * colour_variance * norm2_K[None]  # sigma^2 + alpha^2 s_c^2 |a|^2
     proj_BxCxK = jnp.einsum("bcp,kp->bck", x_BxCxP, templates_KxP)  # a_k . x_t[ch]
-    mean_proj_BxCxK = proj_BxCxK - a * colour_means_KxC.T[None] * norm2_K[None, None]  # a_k . r_ch
+    mean_proj_BxCxK = proj_BxCxK - a_Bx1x1 * colour_means_KxC.T[None] * norm2_K[None, None]  # a_k . r_ch
     # |r_ch|^2 = |x_ch|^2 - 2 alpha mu a.x_ch + alpha^2 mu^2 |a|^2; the |x|^2 part is common to all k.
-    r2_BxK = jnp.sum(-2 * a * colour_means_KxC.T[None] * proj_BxCxK
-                     + (a**2) * (colour_means_KxC.T[None] ** 2) * norm2_K[None, None], axis=1)
-    beta_K = a**2 * colour_variance / denom_K
-    quad_BxK = (r2_BxK - beta_K[None] * jnp.sum(mean_proj_BxCxK**2, axis=1)) / s2t
-    logdet_K = C * jnp.log1p(a**2 * colour_variance * norm2_K / s2t)  # + C*P log sigma^2, same for every k
-    w_BxK = jax.nn.softmax(log_weights_K[None] - 0.5 * (quad_BxK + logdet_K[None]), axis=1)
-    colour_BxCxK = colour_means_KxC.T[None] + a * colour_variance * mean_proj_BxCxK / denom_K[None, None]
+    r2_BxK = jnp.sum(-2 * a_Bx1x1 * colour_means_KxC.T[None] * proj_BxCxK
+                     + (a_Bx1x1**2) * (colour_means_KxC.T[None] ** 2) * norm2_K[None, None], axis=1)
+    beta_BxK = a_Bx1**2 * colour_variance / denom_BxK
+    quad_BxK = (r2_BxK - beta_BxK * jnp.sum(mean_proj_BxCxK**2, axis=1)) / s2t_Bx1
+    # + C*P log sigma^2, the same for every k
+    logdet_BxK = C * jnp.log1p(a_Bx1**2 * colour_variance * norm2_K[None] / s2t_Bx1)
+    w_BxK = jax.nn.softmax(log_weights_K[None] - 0.5 * (quad_BxK + logdet_BxK), axis=1)
+    colour_BxCxK = colour_means_KxC.T[None] + a_Bx1x1 * colour_variance * mean_proj_BxCxK / denom_BxK[:, None, :]
     x0_BxCxP = jnp.einsum("bk,bck,kp->bcp", w_BxK, colour_BxCxK, templates_KxP)
     return x0_BxCxP.reshape(B, C * P)
 

@@ -57,11 +57,7 @@ class TemplateMixture(nn.Module):
         mu_MxC = self.param("colour_means_MxC", nn.initializers.normal(0.1), (self.size, self.channels))
         std = self.param("colour_std", nn.initializers.ones, ())
         logw_M = jnp.zeros((self.size,), x_BxD.dtype)
-
-        def one(x_D, t):  # the closed form takes one scalar time; vmap gives every row its own
-            return template_posterior_mean(x_D[None], t, temps_MxP, mu_MxC, std**2, logw_M)[0]
-
-        return jax.vmap(one)(x_BxD, t_B)
+        return template_posterior_mean(x_BxD, t_B, temps_MxP, mu_MxC, std**2, logw_M)
 
 
 def time_embedding(t_B, dim: int):

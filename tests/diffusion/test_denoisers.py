@@ -40,6 +40,20 @@ def test_template_posterior_mean_matches_dense_linear_algebra(t):
     np.testing.assert_allclose(np.asarray(got), want, rtol=2e-4, atol=2e-4)
 
 
+def test_template_posterior_mean_takes_one_time_per_row():
+    """Rows at different times in one call equal each row alone at its own time (dense reference)."""
+    rng = np.random.default_rng(2)
+    K, C, P = 3, 3, 4
+    A, mu, s2, w = rng.random((K, P)), rng.normal(size=(K, C)), 0.5, np.array([0.2, 0.3, 0.5])
+    x = rng.normal(size=(4, C * P)) * 2
+    t_B = np.array([0.05, 0.3, 0.7, 0.98])
+    means = [np.kron(mu[k], A[k]) for k in range(K)]
+    covs = [s2 * np.kron(np.eye(C), np.outer(A[k], A[k])) for k in range(K)]
+    want = np.concatenate([_dense_posterior_mean(x[i:i + 1], t, means, covs, w) for i, t in enumerate(t_B)])
+    got = template_posterior_mean(jnp.array(x), jnp.array(t_B), jnp.array(A), jnp.array(mu), s2, jnp.log(jnp.array(w)))
+    np.testing.assert_allclose(np.asarray(got), want, rtol=2e-4, atol=2e-4)
+
+
 def test_gmm_posterior_mean_matches_dense_linear_algebra():
     rng = np.random.default_rng(1)
     means, s2, w = rng.normal(size=(3, 5)) * 2, 0.4, np.array([0.5, 0.25, 0.25])
