@@ -6,9 +6,9 @@ one after another, for both models (what seed_mode 'auto' picks on this backend 
 Writes benchmarks/results/train.json.
 
 Model FLOPs per step are counted analytically from the matmuls (forward and backward, as MFU is usually
-defined); XLA's own count of the compiled step is reported next to them. XLA counts a loop body once, so
-for the mixture estimator, whose loss runs as a scan over row blocks, its count is scaled by the number of
-blocks (the few non-blocked operations, the noise draw and Adam, get scaled too: a slight overcount).
+defined); XLA's own count of the compiled step is reported next to them. XLA counts a loop body once, so,
+as every loss runs as a scan over row blocks, its count is scaled by the number of blocks (the few
+non-blocked operations, the noise draw and Adam, get scaled too: a slight overcount).
 
     .venv/bin/python benchmarks/train.py [--steps 10] [--rounds 5] [--out benchmarks/results/train.json]
 """
@@ -98,10 +98,14 @@ def xla_step_flops(prep: dict, train_cfg) -> float | None:
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     # the chunk is a scan of `length` gated steps; XLA counts the loop body once
     flops = float(cost.get("flops", float("nan"))) if cost else None
-    if flops and train_cfg.model == "mixture" and ds.name == "gmm":
-        from memlab.diffusion.mixture_loss import row_blocks
+    if flops:  # the loss is a scan over row blocks too: count every block
+        from memlab.diffusion.blocked import row_blocks
+        from memlab.diffusion.mixture_loss import BLOCK_FLOATS
+        from memlab.diffusion.models import AUTODIFF_BLOCK_FLOATS
 
-        flops *= row_blocks(ds.n_train * train_cfg.draws, train_cfg.size)[0]
+        rows = ds.n_train * train_cfg.draws
+        gmm = train_cfg.model == "mixture" and ds.name == "gmm"
+        flops *= row_blocks(rows, train_cfg.size if gmm else ds.dim, BLOCK_FLOATS if gmm else AUTODIFF_BLOCK_FLOATS)[0]
     return flops
 
 

@@ -1,12 +1,16 @@
-"""The fused GMM loss-and-gradient equals autodiff of the reference denoiser, in every block layout."""
+"""The blocked training losses equal their unblocked autodiff references, in every block layout: the GMM
+mixture's hand-written gradient and the autodiff blocks of the other models."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from memlab.diffusion import mixture_loss, rng
+import synthetic
+from memlab.diffusion import blocked, mixture_loss, rng
 from memlab.diffusion.denoisers import gmm_posterior_mean
+from memlab.diffusion.models import build_denoiser, init_params
+from memlab.diffusion.objective import x0_sq_error
 from memlab.diffusion.process import add_noise
 
 
@@ -17,43 +21,73 @@ def _problem(rows=37, m=9, d=5, seed=0):
             f32(r.normal(size=(rows, d))), f32(r.uniform(0.001, 0.999, rows)), f32(r.exponential(size=rows)))
 
 
-def _reference(means, std, x0, eps, t, w):
+def _reference(params, x0, eps, t, w):
     x = add_noise(x0, eps, t)
-    x0_hat = gmm_posterior_mean(x, t[:, None], means, std**2, jnp.zeros(means.shape[0]))
+    means = params["means_MxD"]
+    x0_hat = gmm_posterior_mean(x, t[:, None], means, params["std"] ** 2, jnp.zeros(means.shape[0]))
     return jnp.sum(w * jnp.sum((x0_hat - x0) ** 2, axis=1))
 
 
+def _assert_tree_close(got, want, rtol=1e-4):
+    for g, w in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=rtol, atol=rtol * float(jnp.abs(w).max()))
+
+
 @pytest.mark.parametrize("block_floats", [2**20, 90, 40])  # one block; 10 rows per block (pad 3); 4 per block
-def test_fused_loss_and_gradient_match_autodiff(monkeypatch, block_floats):
-    monkeypatch.setattr(mixture_loss, "BLOCK_FLOATS", block_floats)
-    args = _problem()
-    want, (gm_want, gs_want) = jax.value_and_grad(_reference, argnums=(0, 1))(*args)
-    got, (gm_got, gs_got) = jax.value_and_grad(mixture_loss.gmm_weighted_sq_error, argnums=(0, 1))(*args)
+def test_fused_loss_and_gradient_match_autodiff(block_floats):
+    means, std, *data = _problem()
+    params = {"means_MxD": means, "std": std}
+    fused = mixture_loss.gmm_loss(block_floats)
+    want, g_want = jax.value_and_grad(_reference)(params, *data)
+    got, g_got = jax.value_and_grad(fused)(params, *data)
     assert float(want) > 1.0  # a non-trivial loss
     np.testing.assert_allclose(float(got), float(want), rtol=1e-5)
-    np.testing.assert_allclose(np.asarray(gm_got), np.asarray(gm_want), rtol=1e-4, atol=1e-4 * float(jnp.abs(gm_want).max()))
-    np.testing.assert_allclose(float(gs_got), float(gs_want), rtol=1e-4)
-    # the primal alone (no gradient) is the same number
-    np.testing.assert_allclose(float(mixture_loss.gmm_weighted_sq_error(*args)), float(want), rtol=1e-5)
+    _assert_tree_close(g_got, g_want)
+    np.testing.assert_allclose(float(fused(params, *data)), float(want), rtol=1e-5)  # the primal alone
 
 
 def test_block_layout_covers_every_row_once():
-    for rows, size in [(20_000, 160), (37, 9), (1, 5000), (7, 1)]:
-        n, per = mixture_loss.row_blocks(rows, size)
-        assert n * per >= rows > (n - 1) * per and per * size <= max(mixture_loss.BLOCK_FLOATS, size)
+    for rows, width, block in [(20_000, 160, 2**20), (37, 9, 90), (1, 5000, 2**20), (7, 1, 3), (20_000, 50, 2**18)]:
+        n, per = blocked.row_blocks(rows, width, block)
+        assert n * per >= rows > (n - 1) * per and per * width <= max(block, width)
+    assert blocked.row_blocks(20_000, 50, 2**18) == (4, 5000)
 
 
 def test_fused_gradient_under_vmap_over_seeds():
     """Several seeds trained together ('vmap' seed mode) get each seed's own gradient."""
     means, std, *data = _problem()
-    means_S = jnp.stack([means, means[::-1], 0.5 * means])
-    std_S = jnp.asarray([0.6, 0.2, 1.3], jnp.float32)
-    grad = jax.grad(mixture_loss.gmm_weighted_sq_error, argnums=(0, 1))
-    gm_S, gs_S = jax.vmap(lambda m, s: grad(m, s, *data))(means_S, std_S)
+    params_S = {"means_MxD": jnp.stack([means, means[::-1], 0.5 * means]),
+                "std": jnp.asarray([0.6, 0.2, 1.3], jnp.float32)}
+    grad = jax.grad(mixture_loss.gmm_loss(40))
+    g_S = jax.vmap(lambda p: grad(p, *data))(params_S)
     for i in range(3):
-        gm, gs = jax.grad(_reference, argnums=(0, 1))(means_S[i], std_S[i], *data)
-        np.testing.assert_allclose(np.asarray(gm_S[i]), np.asarray(gm), rtol=1e-4, atol=1e-4 * float(jnp.abs(gm).max()))
-        np.testing.assert_allclose(float(gs_S[i]), float(gs), rtol=1e-4)
+        one = jax.tree_util.tree_map(lambda a: a[i], params_S)
+        _assert_tree_close(jax.tree_util.tree_map(lambda a: a[i], g_S), jax.grad(_reference)(one, *data))
+
+
+@pytest.mark.parametrize("model, dataset", [("mlp", "gmm"), ("mixture", "templates")])
+def test_autodiff_models_blocked_loss_equals_the_unblocked_one(model, dataset):
+    """The MLP and the template mixture train on `blocked_sum` of their x0 loss: same value and gradient
+    as differentiating all rows at once, with padding (37 rows in blocks of 5)."""
+    ds = (synthetic.make_gmm(dim=6, components=2, n_train=37, n_test=5, seed=0) if dataset == "gmm" else
+          synthetic.make_templates(components=2, n_train=37, n_test=5, height=3, width=3, seed=0))
+    den = build_denoiser(model, 8, 1, "eps", ds)
+    params = init_params(den, "random", ds, seed=1)
+    r = np.random.default_rng(4)
+    data = (jnp.asarray(ds.train_NxD, jnp.float32), jnp.asarray(r.normal(size=ds.train_NxD.shape), jnp.float32),
+            jnp.asarray(r.uniform(0.01, 0.99, 37), jnp.float32), jnp.asarray(r.exponential(size=37), jnp.float32))
+
+    def whole(p, x0, eps, t, w):
+        return jnp.sum(w * x0_sq_error(den.x0, p, x0, eps, t))
+
+    block = blocked.blocked_sum(whole, lambda p, x0: x0.shape[1], 5 * ds.dim)
+    want, g_want = jax.value_and_grad(whole)(params, *data)
+    got, g_got = jax.value_and_grad(block)(params, *data)
+    assert float(want) > 0.1
+    np.testing.assert_allclose(float(got), float(want), rtol=1e-5)
+    _assert_tree_close(g_got, g_want)
+    # the product's loss is this blocked sum (one block at these sizes)
+    np.testing.assert_allclose(float(den.weighted_sq_error(params, *data)), float(want), rtol=1e-5)
 
 
 def test_training_noise_is_standard_normal_and_a_function_of_the_key():
