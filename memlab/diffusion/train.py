@@ -9,8 +9,10 @@ records the step (status 'diverged'), instead of training on garbage.
 Seeds: 'vmap' trains all seeds in one vectorised chunk, 'sequential' runs them one after another; 'auto'
 picks vmap while the seeds' stacked activations stay under a size limit: device memory on an accelerator,
 and on CPU a limit measured on 2 cores (benchmarks/results/train.json, seed modes timed in alternating
-rounds): vmap was 1.1x to 1.6x faster for stacks up to about 150 MB, and 0.75x at 270 MB (the mixture
-estimator at M=160, R=100, 4 seeds), where its temporaries no longer stay in cache."""
+rounds): vmap was 1.4x faster for the smallest stack measured (29 MB, mixture M=40, R=25, 4 seeds), and
+0.8x to 0.95x for stacks of 84 MB and more (MLPs at R=100, the mixture at M=160), with one exception
+(mixture M=80, R=50, 83 MB: 1.2x). Every loss runs over cache-sized row blocks, and vmap multiplies
+each block by the number of seeds."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from memlab.diffusion.rng import wrap
 
 MAX_CHUNK = 256
 VMAP_BYTES = 2**31  # accelerators: the stacked activations must fit in device memory
-CPU_VMAP_BYTES = 200 * 2**20  # CPU: beyond this vmap ran slower than one seed after another
+CPU_VMAP_BYTES = 64 * 2**20  # CPU: beyond this vmap was mostly slower than one seed after another
 
 
 def lr_schedule(lr: float, steps: int, warmup_frac: float, final_lr: float):

@@ -25,8 +25,9 @@ def test_seeds_vmap_matches_sequential():
 
 
 def test_auto_seed_mode_follows_the_measured_limits():
-    assert resolve_seed_mode("auto", 4, 5_000, 90, backend="cpu") == "vmap"  # small: vmap was 1.6x faster
-    assert resolve_seed_mode("auto", 4, 20_000, 210, backend="cpu") == "sequential"  # 270 MB: 0.75x
+    assert resolve_seed_mode("auto", 4, 5_000, 90, backend="cpu") == "vmap"  # 29 MB: vmap was 1.4x faster
+    assert resolve_seed_mode("auto", 4, 20_000, 210, backend="cpu") == "sequential"  # 270 MB: 0.8x
+    assert resolve_seed_mode("auto", 4, 20_000, 66, backend="cpu") == "sequential"  # MLP w=16, 84 MB: 0.9x
     assert resolve_seed_mode("auto", 4, 20_000, 210, backend="gpu") == "vmap"
     assert resolve_seed_mode("auto", 4, VMAP_BYTES // 16, 2, backend="gpu") == "sequential"  # 8x too big
     assert resolve_seed_mode("auto", 1, 100, 10, backend="gpu") == "sequential"
