@@ -60,7 +60,7 @@ def time_seed_modes(seeds: int, steps: int) -> dict:
                       n_checkpoints=3, eval_test=100, lr=1e-2)
         train_cell(data, resolve_train(dict(fields, steps=2)), None, False)  # compile outside the timing
         res = train_cell(data, resolve_train(fields), None, False)
-        secs = res["timing"]["seconds"]  # training loop incl. the two checkpoint evaluations
+        secs = res["timing"]["seconds"]  # training loop incl. the three checkpoint evaluations
         out[mode] = {"train_s": secs, "model_steps_per_s": seeds * steps / secs}
     out["vmap_over_sequential"] = out["vmap"]["model_steps_per_s"] / out["sequential"]["model_steps_per_s"]
     return out

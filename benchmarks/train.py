@@ -99,13 +99,7 @@ def xla_step_flops(prep: dict, train_cfg) -> float | None:
     # the chunk is a scan of `length` gated steps; XLA counts the loop body once
     flops = float(cost.get("flops", float("nan"))) if cost else None
     if flops:  # the loss is a scan over row blocks too: count every block
-        from memlab.diffusion.blocked import row_blocks
-        from memlab.diffusion.mixture_loss import BLOCK_FLOATS
-        from memlab.diffusion.models import AUTODIFF_BLOCK_FLOATS
-
-        rows = ds.n_train * train_cfg.draws
-        gmm = train_cfg.model == "mixture" and ds.name == "gmm"
-        flops *= row_blocks(rows, train_cfg.size if gmm else ds.dim, BLOCK_FLOATS if gmm else AUTODIFF_BLOCK_FLOATS)[0]
+        flops *= prep["den"].loss_blocks(prep["params"], ds.n_train * train_cfg.draws, ds.dim)
     return flops
 
 

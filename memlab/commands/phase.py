@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--boot", type=int, default=2000, help="bootstrap replicates over seeds and samples (default 2000)")
     s.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     s.add_argument("--weighting", default=None,
-                   help="predict with this loss weighting instead of the sweep's (x0-uniform | eps | elbo); cached in DIR")
+                   help=f"predict with this loss weighting instead of the sweep's ({' | '.join(WEIGHTINGS)}); cached in DIR")
     s.set_defaults(func=run_summary)
     q = cmds.add_parser("plot", help="ratio vs M/N, losses vs M/N, phase diagram, predicted vs observed")
     q.add_argument("dir", type=Path, help="sweep directory written by `memlab sweep run`")

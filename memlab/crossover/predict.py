@@ -166,4 +166,3 @@ def predict(data_cfg: DataConfig, cfg: CrossoverConfig | None = None, dataset=No
         ],
         "approximations": _approximations(dataset, table, w_T, m_star),
     }
-

@@ -14,13 +14,13 @@ def weights(spec, t_T: np.ndarray) -> np.ndarray:
     """`spec`: 'x0-uniform' (every t alike), 'eps' (psi_t: the epsilon training objective), 'elbo'
     (-d psi/dt dt / 2 = dt / t^3, the continuous-time ELBO in x0 units), 'min-snr' (min(psi_t, 5)), 'v'
     (1 + psi_t: the v-prediction loss), or a sequence of one non-negative weight per t."""
-    from memlab.diffusion.objective import WEIGHTINGS as TRAINING_WEIGHTINGS
-
     t = np.asarray(t_T, dtype=float)
     if isinstance(spec, str):
-        if spec not in TRAINING_WEIGHTINGS:
-            return weights(parse_weighting(spec, len(t)), t)
-        w = TRAINING_WEIGHTINGS[spec](t)
+        spec = parse_weighting(spec, len(t))  # a name stays a name; a list of numbers becomes a tuple
+    if isinstance(spec, str):
+        from memlab.diffusion.objective import grid_weights
+
+        w = grid_weights(spec, t)
     else:
         w = np.asarray(spec, dtype=float)
         if w.shape != t.shape:

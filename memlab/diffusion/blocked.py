@@ -39,14 +39,17 @@ def _split(n: int, per: int, x0_BxD, eps_BxD, t_B, w_B):
 def blocked_sum(loss: BlockLoss, floats_per_row: Callable[[dict, jax.Array], int], block_floats: int,
                 loss_and_grad: Callable | None = None) -> BlockLoss:
     """The sum of `loss` over row blocks, differentiable in params (data, noise, times and weights get
-    zero cotangents). floats_per_row(params, x0_BxD) sizes the blocks from the widest per-row array.
+    zero cotangents). floats_per_row(params, x0_BxD) sizes the blocks from the widest per-row array; the
+    result's `layout(params, x0_BxD)` gives (number of blocks, rows per block).
     loss_and_grad(params, *block) -> (loss, grads) replaces autodiff of one block when given (the GMM
     mixture's hand-written gradient)."""
     block_grad = loss_and_grad or jax.value_and_grad(loss)
 
+    def layout(params, x0_BxD) -> tuple[int, int]:
+        return row_blocks(x0_BxD.shape[0], floats_per_row(params, x0_BxD), block_floats)
+
     def blocks(params, x0_BxD, eps_BxD, t_B, w_B):
-        n, per = row_blocks(x0_BxD.shape[0], floats_per_row(params, x0_BxD), block_floats)
-        return _split(n, per, x0_BxD, eps_BxD, t_B, w_B)
+        return _split(*layout(params, x0_BxD), x0_BxD, eps_BxD, t_B, w_B)
 
     @jax.custom_vjp
     def summed(params, x0_BxD, eps_BxD, t_B, w_B):
@@ -65,4 +68,5 @@ def blocked_sum(loss: BlockLoss, floats_per_row: Callable[[dict, jax.Array], int
         return jax.tree_util.tree_map(lambda g: ct * g, grads), None, None, None, None
 
     summed.defvjp(fwd, bwd)
+    summed.layout = layout  # (blocks, rows per block) for params and x0 (arrays or shape structs)
     return summed

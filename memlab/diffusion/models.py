@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from memlab.diffusion.denoisers import gmm_posterior_mean, template_posterior_mean
 from memlab.diffusion.blocked import blocked_sum
+from memlab.diffusion.denoisers import gmm_posterior_mean, template_posterior_mean
 from memlab.diffusion.mixture_loss import gmm_weighted_sq_error
 from memlab.diffusion.objective import x0_sq_error
 from memlab.diffusion.process import eps_from_x0, x0_from_eps
@@ -139,6 +139,10 @@ class Denoiser:
         and differentiated over row blocks (`memlab.diffusion.blocked`). The GMM mixture's blocks use the
         hand-written gradient of `mixture_loss`; the other models autodiff each block."""
         return self._blocked_loss(params, x0_BxD, eps_BxD, t_B, w_B)
+
+    def loss_blocks(self, params, rows: int, dim: int) -> int:
+        """How many row blocks `weighted_sq_error` runs for `rows` rows of dimension `dim`."""
+        return self._blocked_loss.layout(params, jax.ShapeDtypeStruct((rows, dim), jnp.float32))[0]
 
     @functools.cached_property
     def _blocked_loss(self):

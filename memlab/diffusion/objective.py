@@ -48,8 +48,8 @@ def x0_sq_error(x0_fn, params, x0_BxD, eps_BxD, t_B):
 
 def training_objective(sq_error_fn, weighting: str, grid_T, draws: int, batch: int | None, n: int, d: int):
     """(noise, loss). sq_error_fn(params, x0_BxD, eps_BxD, t_B, w_B) -> sum_b w_b |x0_hat - x0|^2 (a
-    Denoiser's `weighted_sq_error`). noise(key) -> the step's random draws: which `batch` training points (all N when
-    None), a grid index per row (t uniform on the grid) and epsilon, `draws` rows per point.
+    Denoiser's `weighted_sq_error`). noise(key) -> the step's random draws: which `batch` training points
+    (all N when None), a grid index per row (t uniform on the grid) and epsilon, `draws` rows per point.
     loss(params, noise, train_NxD) -> the weighted x0 loss (with 'eps': the epsilon loss), divided by D so
     the numbers are per coordinate. Drawing is separate so that several seeds trained under vmap draw
     exactly what each would draw alone ('rbg' bits differ under vmap). Data is an argument, not a closure

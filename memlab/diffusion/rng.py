@@ -22,7 +22,7 @@ def seed_key(seed: int, tag: int):
 
 
 def normal(key, shape, dtype=None):
-    """Standard normal draws for large arrays (the per-step training noise). XLA's RngBitGenerator behind
+    """Standard normal draws for large arrays (the training and evaluation noise). XLA's RngBitGenerator behind
     'rbg' fills a 1M-element array 3x slower on CPU than threefry's fused hash, so the bits come from a
     threefry key seeded by two words of `key`'s stream: still a pure function of `key`."""
     seed = jax.random.bits(key, (2,), jnp.uint32)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from memlab.config import DataConfig, from_dict, load_dataset
-from memlab.errors import UsageError
 from memlab.sweep.spec import Cell
 
 CellFn = Callable[..., dict]  # (data_cfg, train_fields, out_dir, resume) -> train_and_evaluate's result
@@ -42,21 +41,14 @@ def resolve_predict(fields: dict[str, Any], train: dict[str, Any], data_cfg: Dat
     from memlab.crossover.predict import CrossoverConfig
 
     values = dict(fields)
-    inherited = "weighting" not in values and train.get("weighting") is not None
-    if inherited:
+    if "weighting" not in values and train.get("weighting") is not None:
         values["weighting"] = train["weighting"]
     if "time_points" not in values and train.get("grid_points"):
         values["time_points"] = int(train["grid_points"])
     if "grid" not in values:
         values["grid"] = min(CrossoverConfig.grid, data_cfg.n_train)
-    try:
-        cfg = from_dict(CrossoverConfig, values, "[predict]")
-        cfg.check_against(data_cfg)
-    except UsageError as e:
-        if not inherited:
-            raise
-        raise UsageError(f"{e} (the weighting {train['weighting']!r} comes from [train]; set [predict] "
-                         "weighting to one the crossover knows)") from None
+    cfg = from_dict(CrossoverConfig, values, "[predict]")
+    cfg.check_against(data_cfg)
     return dataclasses.asdict(cfg)
 
 

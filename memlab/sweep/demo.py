@@ -32,13 +32,14 @@ def run_demo_phase(out_dir: Path, workers: int | None = None, progress: bool = T
     sweep_dir = Path(out_dir) / "phase_gmm"
     run_sweep(parse_spec(DEMO_SPEC), sweep_dir, workers=workers, progress=progress)
     figures = []
-    # The prediction under the training objective (eps) and under x0-uniform weighting, side by side:
+    # The prediction under the training objective and under x0-uniform weighting, side by side:
     # at d=30 they disagree (docs/phase_diagrams.md), and the demo shows both rather than pick one.
     for weighting, suffix in ((None, ""), ("x0-uniform", "_x0-uniform")):
         table, predictions, summary = summarize_dir(sweep_dir, weighting=weighting)
-        write_json(sweep_dir / f"phase_summary{suffix}.json", {"weighting": weighting or "training", "configurations": summary})
+        used = summary[0]["predicted"]["weighting"] if summary else weighting
+        write_json(sweep_dir / f"phase_summary{suffix}.json", {"weighting": used, "configurations": summary})
         if progress:
-            print(f"prediction weighting: {weighting or 'the training objective (eps)'}", file=sys.stderr)
+            print(f"prediction weighting: {used}{'' if weighting else ' (the training objective)'}", file=sys.stderr)
             print_summary(summary)
         figures.append(plot_sweep(table, summary, predictions, sweep_dir / f"phase{suffix}.png"))
         if weighting is None:

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 
 from memlab.io import pyplot, save_figure
+from memlab.sweep.phase import BAD_STATUS, losses_at, reference_losses_at
 
 plt = pyplot()
-from memlab.sweep.phase import BAD_STATUS, losses_at, reference_losses_at  # noqa: E402
 
 
 def _label(rec: dict) -> str:

@@ -223,7 +223,7 @@ def refined_sizes(sizes: list[int], mean_ratio: list[float], points: int) -> lis
         gaps = [(b - a, a, b) for a, b in zip(inside, inside[1:]) if b - a >= 2]
         if not gaps:
             break
-        width, a, b = max(gaps, key=lambda g: (g[0], -g[1]))  # widest; the smallest sizes first on ties
+        width, a, _ = max(gaps, key=lambda g: (g[0], -g[1]))  # widest; the smallest sizes first on ties
         mid = a + width // 2
         new.append(mid)
         inside = sorted(inside + [mid])

@@ -96,9 +96,6 @@ class SweepStore:
         path = self.prediction_path(key)
         return read_json(path) if path.is_file() else None
 
-
-
-
 def load_table(root: str | Path) -> pd.DataFrame:
     """The table of a sweep directory, for pandas users: same rows as results.parquet."""
     store = SweepStore(root)

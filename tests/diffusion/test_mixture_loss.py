@@ -53,6 +53,16 @@ def test_block_layout_covers_every_row_once():
     assert blocked.row_blocks(20_000, 50, 2**18) == (4, 5000)
 
 
+def test_denoisers_report_their_loss_blocks():
+    """The benchmark scales XLA's per-block flop count by this: GMM blocks by M, autodiff models by d."""
+    ds = synthetic.make_gmm(dim=50, components=2, n_train=200, n_test=5, seed=0)
+    gmm = build_denoiser("mixture", 160, 1, "eps", ds)
+    assert gmm.loss_blocks(init_params(gmm, "pmem", ds, 0), 20_000, 50) == 4  # 2^20 // 160 = 6553 rows
+    assert gmm.loss_blocks(init_params(gmm, "pmem", ds, 0), 1_000, 50) == 1
+    mlp = build_denoiser("mlp", 16, 1, "eps", ds)
+    assert mlp.loss_blocks(init_params(mlp, "random", ds, 0), 20_000, 50) == 4  # 2^18 // 50 = 5242 rows
+
+
 def test_fused_gradient_under_vmap_over_seeds():
     """Several seeds trained together ('vmap' seed mode) get each seed's own gradient."""
     means, std, *data = _problem()
