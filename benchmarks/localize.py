@@ -92,7 +92,8 @@ def main() -> None:
     p.add_argument("--n-aug", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads; timings are CPU seconds, so with more than 1 the rates are per CPU-second, not throughput")
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args()
     torch.set_num_threads(args.threads)

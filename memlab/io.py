@@ -71,6 +71,12 @@ def save_npy(path: Path, array: np.ndarray) -> None:
     _atomic(Path(path), lambda f: np.save(f, arr, allow_pickle=False))
 
 
+def save_npz(path: Path, **arrays) -> None:
+    """Several arrays in one file, written atomically (all or none of them)."""
+    arrs = {k: np.asarray(v) for k, v in arrays.items()}
+    _atomic(Path(path), lambda f: np.savez(f, **arrs))
+
+
 def load_npy(path: Path) -> np.ndarray:
     return np.load(Path(path), allow_pickle=False)
 

@@ -1,7 +1,8 @@
 """Extraction: which training images does the model regurgitate when given their first tokens?
 
 1. Score every training image by teacher-forced top-1 token accuracy on the positions a continuation must
-   produce (next-scale: the finest scale; raster / masked: every token after the prefix).
+   produce (next-scale: the finest scale; raster: every token after the prefix; masked: its fixed masked
+   half, `model.scored_positions()`).
 2. Take the top `n_candidates`, keep their first `prefix` units (tokens, or scales for next-scale models),
    and continue greedily.
 3. Compare the decoded generation with the image's own tokenizer reconstruction (pixel similarity

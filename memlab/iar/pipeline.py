@@ -8,6 +8,7 @@ training image counts once, and its number of copies is kept to check that extra
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -66,6 +67,7 @@ def localize(model: IARModel, data: RunData, cfg: UnitMemConfig, out: Path, prog
                             checkpoint=out / "partial")
     per_block, per_sb = aggregate(table, cfg.top_pct)
     write_parquet(out / "unitmem.parquet", table, index=True)
+    shutil.rmtree(out / "partial", ignore_errors=True)  # the pass is done: its running sums are in the table
     write_text(out / "per_block.csv", per_block.to_csv(index=False))
     write_text(out / "per_scale_block.csv", per_sb.to_csv(index=False))
     report.plot_unitmem(per_block, per_sb, out / "unitmem.png", f"UnitMem ({model.arch})")

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from memlab.errors import check_positive
-from memlab.iar.extract import decode_all
+from memlab.iar.extract import decode_all, teacher_forced_scores
 from memlab.iar.interface import IARModel
 
 
@@ -37,15 +37,9 @@ class QualityConfig:
 def heldout_nll(model: IARModel, tokens_BxL: torch.Tensor, labels_B: torch.Tensor, batch_size: int = 64) -> float:
     """Mean teacher-forced cross-entropy, nats per predicted token: over `model.scored_positions()` (every
     position of autoregressive models; masked models: their masked half, the revealed half is given)."""
-    keep_L = model.scored_positions().cpu()
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for i in range(0, len(tokens_BxL), batch_size):
-            t, y = tokens_BxL[i:i + batch_size], labels_B[i:i + batch_size]
-            logits_BxLxV = model.teacher_forced_logits(t, y)[:, keep_L]
-            total += float(F.cross_entropy(logits_BxLxV.flatten(0, 1).float(), t[:, keep_L].flatten(), reduction="sum"))
-            count += t[:, keep_L].numel()
-    return total / count
+    # every sequence scores the same positions, so the mean of per-sequence means is the mean per token
+    _, ll_B = teacher_forced_scores(model, tokens_BxL, labels_B, model.scored_positions().cpu(), batch_size)
+    return -float(ll_B.mean())
 
 
 def _encoder(model: IARModel):

@@ -23,7 +23,7 @@ from memlab.errors import UsageError, check_choice, check_positive, check_range
 from memlab.iar.augment import AugmentConfig, augment
 from memlab.iar.hooks import capture
 from memlab.iar.interface import IARModel
-from memlab.io import load_npy, read_json, save_npy, to_json, write_json
+from memlab.io import normalize_json, save_npz, to_json
 
 RESTS = ("mean", "median")
 
@@ -82,7 +82,8 @@ def activation_means(model: IARModel, images_Kx3xHxW: torch.Tensor, labels_K: to
     if hasattr(model, "eval"):
         model.eval()
     stats = UnitStats(model, K)
-    first = _resume(stats, checkpoint, cfg, image_ids) if checkpoint else 0
+    fingerprint = _fingerprint(model, cfg, image_ids)
+    first = _resume(stats, checkpoint, fingerprint) if checkpoint else 0
     A = cfg.augment.n_aug
     starts = range(first, K, cfg.batch_size)
     bar = tqdm(total=len(starts) * A, desc="UnitMem", unit="pass", disable=not progress)
@@ -95,32 +96,36 @@ def activation_means(model: IARModel, images_Kx3xHxW: torch.Tensor, labels_K: to
                 model.teacher_forced_logits(model.tokenize(x), labels_K[idx])
                 bar.update(1)
             if checkpoint:
-                _save(stats, checkpoint, cfg, image_ids, int(idx[-1]) + 1)
+                _save(stats, checkpoint, fingerprint, int(idx[-1]) + 1)
     bar.close()
     return {name: (s / A).numpy() for name, s in stats.sums.items()}
 
 
-def _fingerprint(cfg: UnitMemConfig, image_ids: np.ndarray) -> dict:
-    return {"config": asdict(cfg), "image_ids": [str(i) for i in image_ids]}
+def _fingerprint(model: IARModel, cfg: UnitMemConfig, image_ids: np.ndarray) -> dict:
+    return normalize_json({"arch": model.arch, "seq_len": model.seq_len, "config": asdict(cfg),
+                           "image_ids": [str(i) for i in image_ids]})
 
 
-def _save(stats: UnitStats, directory: Path, cfg: UnitMemConfig, image_ids: np.ndarray, next_start: int) -> None:
-    for i, (name, sums) in enumerate(stats.sums.items()):
-        save_npy(directory / f"sums_{i}.npy", sums.numpy())
-    write_json(directory / "progress.json", {**_fingerprint(cfg, image_ids), "layers": list(stats.sums),
-                                             "next_start": next_start})
+STATE = "unitmem_state.npz"  # the running sums and their progress, in one file: saved all or nothing
 
 
-def _resume(stats: UnitStats, directory: Path, cfg: UnitMemConfig, image_ids: np.ndarray) -> int:
+def _save(stats: UnitStats, directory: Path, fingerprint: dict, next_start: int) -> None:
+    progress = to_json({**fingerprint, "layers": list(stats.sums), "next_start": next_start})
+    save_npz(directory / STATE, progress=np.array(progress),
+             **{f"sums_{i}": s.numpy() for i, s in enumerate(stats.sums.values())})
+
+
+def _resume(stats: UnitStats, directory: Path, fingerprint: dict) -> int:
     """Load saved sums into `stats`; -> the first image still to do (0 when nothing matches)."""
-    path = directory / "progress.json"
+    path = directory / STATE
     if not path.is_file():
         return 0
-    saved = read_json(path)
-    if {k: saved.get(k) for k in ("config", "image_ids")} != json.loads(to_json(_fingerprint(cfg, image_ids))):
-        return 0
-    for i, name in enumerate(saved["layers"]):
-        stats.sums[name] = torch.from_numpy(load_npy(directory / f"sums_{i}.npy"))
+    with np.load(path, allow_pickle=False) as state:
+        saved = json.loads(str(state["progress"]))
+        if {k: saved.get(k) for k in fingerprint} != fingerprint:
+            return 0
+        for i, name in enumerate(saved["layers"]):
+            stats.sums[name] = torch.from_numpy(state[f"sums_{i}"].copy())
     return int(saved["next_start"])
 
 

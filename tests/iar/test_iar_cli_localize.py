@@ -70,6 +70,7 @@ def test_localize_extract_ablate_end_to_end_and_resume(capsys, run_dir):
     assert len(loc["per_scale_block"]["scale"]) == 3 * 2  # 3 scales x 2 blocks
     for f in ("unitmem.parquet", "per_block.csv", "per_scale_block.csv", "unitmem.png", "metrics.json"):
         assert (run_dir / "localize" / f).is_file(), f
+    assert not (run_dir / "localize" / "partial").exists()  # a finished pass leaves no running sums behind
     scores = np.sort(unit_scores(pd.read_parquet(run_dir / "localize" / "unitmem.parquet"))["score"].to_numpy())
     n_top = top_count(len(scores), loc["top_pct"])
     assert loc["n_units"] == len(scores) and 1 <= n_top < len(scores)

@@ -99,6 +99,8 @@ def test_interrupted_pass_resumes_from_its_checkpoint(tmp_path):
     model.teacher_forced_logits = crash_in_third_batch
     with pytest.raises(KeyboardInterrupt):
         compute_unitmem(model, images, labels, ids, cfg, progress=False, checkpoint=tmp_path)
+    # sums and progress live in one atomically written file, so they can never disagree
+    assert [p.name for p in tmp_path.iterdir()] == ["unitmem_state.npz"]
     model.teacher_forced_logits = forward
     calls["n"] = 0
     model.teacher_forced_logits = lambda t, y: (calls.__setitem__("n", calls["n"] + 1), forward(t, y))[1]
