@@ -5,24 +5,22 @@ from __future__ import annotations
 import argparse
 import sys
 
-from memlab.config import add_data_args, data_config_from_args
+from memlab.config import DATA_SECTION
+from memlab.crossover.config import CrossoverConfig
+from memlab.options import Section, add_config_flag, add_section, load_config_file, resolve
+
+SECTIONS = [DATA_SECTION, Section("crossover", CrossoverConfig, follow={"seed": ("data", "seed")}, title="prediction")]
 
 
 def register(sub) -> None:
     p = sub.add_parser("crossover", help="predict the memorization crossover M* from theory")
     csub = p.add_subparsers(dest="crossover_command", metavar="SUBCOMMAND", parser_class=type(p))
     pr = csub.add_parser("predict", help="Monte Carlo losses of the reference denoisers and the critical size M*",
-                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_data_args(pr)
-    g = pr.add_argument_group("prediction")
-    g.add_argument("--weighting", default="x0-uniform",
-                   help="x0-uniform, eps (psi_t: the epsilon objective), elbo, min-snr, v, or a comma-separated list of one weight per noise level")
-    g.add_argument("--draws", type=int, default=100, help="noise draws per training point and noise level")
-    g.add_argument("--repeats", type=int, default=8, help="independent nested-subset permutations (for the interval)")
-    g.add_argument("--grid", type=int, default=50, help="number of model sizes M between 1 and N")
-    g.add_argument("--grid-spacing", choices=("linear", "log"), default="linear")
-    g.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates for the interval")
-    g.add_argument("--x64", action="store_true", help="compute in float64")
+                         description="Monte Carlo training losses (x0 units) of theta_mem, theta_star and "
+                                     "theta_pmem(M); the critical size M* with a 95% bootstrap interval.")
+    add_config_flag(pr, [s.name for s in SECTIONS])
+    for section in SECTIONS:
+        add_section(pr, section)
     pr.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
     pr.add_argument("--plot", metavar="PATH", help="write a PNG of the losses and the per-t crossover")
     pr.add_argument("--out", metavar="PATH", help="also write the JSON result to this file")
@@ -33,18 +31,17 @@ def register(sub) -> None:
 def run_predict(args) -> int:
     from pathlib import Path
 
-    from memlab.crossover.predict import CrossoverConfig
+    from memlab.rundir import check_writable
     from memlab.errors import UsageError
 
-    data = data_config_from_args(args)
-    cfg = CrossoverConfig(weighting=args.weighting, draws=args.draws, repeats=args.repeats, grid=args.grid,
-                          grid_spacing=args.grid_spacing, bootstrap=args.bootstrap, seed=args.seed, x64=args.x64)
+    cfgs = resolve(args, SECTIONS, toml=load_config_file(args))
+    data, cfg = cfgs["data"], cfgs["crossover"]
     cfg.check_against(data)
-    for opt, path in (("--plot", args.plot), ("--out", args.out)):
-        if path and Path(path).is_dir():
-            raise UsageError(f"{opt} must be a file path, got the directory {path}")
     if args.plot and not args.plot.lower().endswith(".png"):
         raise UsageError(f"--plot must name a .png file, got {args.plot}")
+    for opt, path in (("--plot", args.plot), ("--out", args.out)):
+        if path:
+            check_writable(Path(path), opt, is_dir=False)  # before the computation, not after it
 
     from memlab.config import load_dataset
 

@@ -10,37 +10,10 @@ import numpy as np
 
 from memlab.config import DataConfig, load_dataset, to_dict
 from memlab.crossover import approximations as approx
+from memlab.crossover.config import CrossoverConfig  # noqa: F401  (re-exported API)
 from memlab.crossover.losses import LossTable, m_grid, monte_carlo_losses
-from memlab.crossover.weighting import parse_weighting, weights
-from memlab.errors import UsageError, check_choice, check_positive
-
-
-@dataclass(frozen=True)
-class CrossoverConfig:
-    weighting: str | tuple[float, ...] = "x0-uniform"
-    draws: int = 100  # noise draws per training point and noise level
-    repeats: int = 8  # nested-subset permutations (draws are dealt out among them)
-    grid: int = 50  # number of model sizes M
-    grid_spacing: str = "linear"
-    time_points: int = 26
-    bootstrap: int = 1000
-    seed: int = 0
-    x64: bool = False
-
-    def __post_init__(self):
-        for name in ("draws", "repeats", "grid", "time_points", "bootstrap"):
-            check_positive(f"--{name.replace('_', '-')}", getattr(self, name))
-        check_choice("grid spacing", self.grid_spacing, ("linear", "log"))
-        if self.repeats > self.draws:
-            raise UsageError(f"--repeats must be <= --draws ({self.draws}), got {self.repeats}")
-        if isinstance(self.weighting, str):
-            object.__setattr__(self, "weighting", parse_weighting(self.weighting, self.time_points))
-        elif len(self.weighting) != self.time_points:
-            raise UsageError(f"--weighting list must have {self.time_points} values, got {len(self.weighting)}")
-
-    def check_against(self, data: DataConfig) -> None:
-        if self.grid > data.n_train:
-            raise UsageError(f"--grid must be <= --n-train ({data.n_train}), got {self.grid}")
+from memlab.crossover.weighting import weights
+from memlab.errors import UsageError
 
 
 def crossing(m_G: np.ndarray, diff_G: np.ndarray) -> float:

@@ -1,8 +1,8 @@
 """train_and_evaluate: train one configuration on several seeds, evaluate it at log-spaced checkpoints,
 sample, measure memorization, and (with out_dir) write a resumable run directory:
 
-  config.json     {"data": DataConfig, "train": TrainConfig}
-  progress.json   checkpoint entries so far (what --resume continues from)
+  config.json     {"kind": "train", "data": DataConfig, "train": TrainConfig}  (memlab.rundir)
+  state/progress.json   checkpoint entries so far (what --resume continues from)
   ckpt/           orbax checkpoints of the stacked training state (all seeds)
   metrics.json    the returned dict
   samples.npy     final samples, n_ok_seeds x samples x D (allow_pickle=False)
@@ -30,44 +30,39 @@ def run_config(data_cfg: DataConfig, train_cfg: TrainConfig) -> dict:
     return normalize_json({"data": to_dict(data_cfg), "train": to_dict(train_cfg)})
 
 
-def _check_out_dir(out_dir: Path | None, config: dict, resume: bool) -> str:
-    """'none' | 'fresh' | 'resume' | 'done'. Reads only: bad directories fail before anything is written."""
+def _open_out(out_dir: Path | None, config: dict, resume: bool):
+    """-> (RunDir or None, 'none' | 'fresh' | 'resume' | 'done'). Reads only: bad directories fail before
+    anything is written."""
+    from memlab.rundir import RunDir
+
     if out_dir is None:
-        return "none"
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a directory")
-    if not out.exists() or not any(out.iterdir()):
-        return "fresh"
-    if not resume:
-        raise UsageError(f"--out {out} is not empty; pass --resume to continue that run, or choose a new directory")
-    if not (out / "config.json").is_file():
-        raise UsageError(f"--resume: {out} holds no config.json, so it is not a memlab train run")
-    saved = read_json(out / "config.json")
-    if to_json(saved) != to_json(config):  # as text: a nan learning rate equals itself
+        return None, "none"
+    rd, mode = RunDir.open(out_dir, "train", resume=resume)
+    if mode != "fresh" and not rd.same_config(config):
+        saved = rd.saved_config()
         diff = sorted(f"{sec}.{k}" for sec in ("data", "train") for k in set(saved.get(sec, {})) | set(config[sec])
-                      if saved.get(sec, {}).get(k) != config[sec].get(k))
-        raise UsageError(f"--resume: {out} was run with a different config (differs in {', '.join(diff) or 'layout'})")
-    return "done" if (out / "metrics.json").is_file() else "resume"
+                      if to_json(saved.get(sec, {}).get(k)) != to_json(config[sec].get(k)))
+        raise UsageError(f"--resume: {out_dir} was run with a different config (differs in {', '.join(diff) or 'layout'})")
+    return rd, mode
 
 
 def train_and_evaluate(data_cfg: DataConfig, train_cfg: TrainConfig, out_dir: Path | None = None,
                        resume: bool = False, progress: bool = True) -> dict:
     """Train `train_cfg` on the dataset `data_cfg` names; return the metrics.json content (x0-unit losses)."""
     config = run_config(data_cfg, train_cfg)
-    mode = _check_out_dir(out_dir, config, resume)
+    rd, mode = _open_out(out_dir, config, resume)
     if mode == "done":
-        return read_json(Path(out_dir) / "metrics.json")
+        return read_json(rd.metrics_file)
     dataset = load_dataset(data_cfg)
     if dataset.n_train < 2:
         raise UsageError(f"n_train must be >= 2 (memorization compares nearest and second-nearest), got {dataset.n_train}")
     if train_cfg.batch is not None and train_cfg.batch > dataset.n_train:
         raise UsageError(f"batch must be <= n_train ({dataset.n_train}) or None (full batch), got {train_cfg.batch}")
-    return _Run(dataset, train_cfg, config, None if out_dir is None else Path(out_dir), progress).go(mode)
+    return _Run(dataset, train_cfg, config, rd, progress).go(mode)
 
 
 class _Run:
-    def __init__(self, dataset, cfg: TrainConfig, config: dict, out: Path | None, progress: bool):
+    def __init__(self, dataset, cfg: TrainConfig, config: dict, rd, progress: bool):
         # framework imports stay inside: `memlab --help` imports this module's CLI, not JAX
         from memlab.diffusion.evaluate import Evaluator
         from memlab.diffusion.rng import TAG_TRAIN, key_data, seed_key
@@ -75,7 +70,8 @@ class _Run:
         from memlab.diffusion.process import default_grid
         from memlab.diffusion.train import Trainer, stack
 
-        self.dataset, self.cfg, self.config, self.out, self.progress = dataset, cfg, config, out, progress
+        self.dataset, self.cfg, self.config, self.rd, self.progress = dataset, cfg, config, rd, progress
+        self.out = None if rd is None else rd.path
         self.seeds = cfg.seed_list(int(config["data"]["seed"]))
         self.grid_T = default_grid(cfg.grid_points)
         self.den = build_denoiser(cfg.model, cfg.size, cfg.depth, cfg.predict, dataset)
@@ -96,7 +92,7 @@ class _Run:
         if latest is None:
             return
         self.state = self.ckpts.restore(latest, self.state)
-        saved = read_json(self.out / "progress.json") if (self.out / "progress.json").is_file() else None
+        saved = read_json(self._progress_file) if self._progress_file.is_file() else None
         keep = lambda entries: [e for e in entries if e["step"] <= latest]
         if saved:  # entries past the last complete orbax checkpoint are recomputed, identically
             self.history = {"per_seed": [keep(e) for e in saved["per_seed"]], "aggregate": keep(saved["aggregate"])}
@@ -104,10 +100,9 @@ class _Run:
     def go(self, mode: str) -> dict:
         from tqdm import tqdm
 
-        if self.out is not None:
-            self.out.mkdir(parents=True, exist_ok=True)
+        if self.rd is not None:
             if mode == "fresh":
-                write_json(self.out / "config.json", self.config)
+                self.rd.start(self.config)
             self._restore()
         from memlab.diffusion.train import checkpoint_steps
 
@@ -127,6 +122,10 @@ class _Run:
         if self.out is not None:
             self._write(metrics)
         return metrics
+
+    @property
+    def _progress_file(self) -> Path:
+        return self.rd.state / "progress.json"
 
     def _step(self) -> int:
         return int(np.asarray(self.state["step"])[0])
@@ -156,7 +155,7 @@ class _Run:
         agg = aggregate_entries(entries, flags, self.cfg.n_boot, self.seeds[0])
         self.history["aggregate"].append({**agg, "step": step})
         if self.out is not None:  # progress first: an entry past the last orbax step is simply recomputed
-            write_json(self.out / "progress.json", self.history)
+            write_json(self._progress_file, self.history)
             self.ckpts.save(step, self.state)
 
     # -- final metrics --------------------------------------------------------------------------
@@ -204,5 +203,5 @@ class _Run:
         if self.samples:
             save_npy(self.out / "samples.npy", np.stack(self.samples))
         plot_run(metrics, self.out)
-        write_json(self.out / "metrics.json", metrics)  # last: its presence marks the run complete
+        self.rd.finish(metrics)  # last: its presence marks the run complete
         self.ckpts.close()
