@@ -131,6 +131,8 @@ class RunDir:
             check_writable(p, flag)
             return rd, "fresh"
         found = kind_of(p)
+        if found is None:
+            raise UsageError(f"{flag} {p} is not empty and memlab did not write it; choose an empty or new directory")
         if found != kind:
             raise UsageError(f"{flag} {p} is a {describe(found)}, not a {KINDS[kind]}; choose another directory")
         check_writable(p, flag)
@@ -161,8 +163,10 @@ class RunDir:
         return self.config_file.is_file() and _text(self.saved_config()) == _text(config)
 
     def start(self, config: dict) -> None:
-        """Create the directory and record kind and config (the first write of a run)."""
+        """Create the directory and record kind and config (the first write of a run). A metrics.json left
+        by an earlier run with another config goes first: a started run is not a finished one."""
         self.path.mkdir(parents=True, exist_ok=True)
+        self.metrics_file.unlink(missing_ok=True)
         write_json(self.config_file, {"kind": self.kind, **normalize_json(config)})
 
     def finish(self, metrics: dict) -> None:

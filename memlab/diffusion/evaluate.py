@@ -5,7 +5,6 @@ compares the same noise and the same sampler starts at every checkpoint."""
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from memlab.diffusion.objective import per_t_x0_loss, stack_sets

@@ -16,42 +16,13 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from memlab.errors import UsageError, check_choice, check_positive, check_range
+from memlab.errors import UsageError
+from memlab.iar.config import CONTROLS, RANKS, AblateConfig  # noqa: F401  (re-exported API)
 from memlab.iar.extract import ExtractConfig, extract
 from memlab.iar.hooks import scaled_units
 from memlab.iar.interface import IARModel
 from memlab.iar.quality import QualityConfig, measure_quality
 from memlab.iar.unitmem import top_count, top_mask
-
-CONTROLS = ("random", "bottom")
-RANKS = ("global", "per-block")
-
-
-@dataclass(frozen=True)
-class AblateConfig:
-    top_pct: float = 10.0  # k, percent of units edited
-    factor: float = 0.5  # incoming weights multiplied by this (0 removes the unit)
-    controls: tuple[str, ...] = CONTROLS
-    n_random: int = 3  # draws of the random control
-    sweep: tuple[float, ...] = (1.0, 5.0, 10.0, 20.0)  # extra k for the curves (top_pct always included)
-    rank: str = "global"  # rank units over the whole model, or take the top k% of every block
-    by_block: bool = True  # also edit the top k% of one block at a time
-    seed: int = 0
-
-    def __post_init__(self):
-        check_range("--top", self.top_pct, 0, 100, lo_open=True)
-        for pct in self.sweep:
-            check_range("--sweep values", pct, 0, 100, lo_open=True)
-        check_range("--factor", self.factor, 0, 1)
-        for c in self.controls:
-            check_choice("--controls entry", c, CONTROLS)
-        check_positive("--n-random", self.n_random)
-        check_choice("--rank", self.rank, RANKS)
-
-    @property
-    def pcts(self) -> list[float]:
-        return sorted({float(self.top_pct), *map(float, self.sweep)})
-
 
 @dataclass
 class AblationData:

@@ -8,27 +8,12 @@ the batch it lands in. Augmentation 0 is the identity, so A = 1 means "no augmen
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from memlab.errors import check_positive, check_range
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    n_aug: int = 10  # A, augmentations per image (including the identity)
-    max_shift: int = 1  # pixels, each direction
-    flip: bool = True
-    jitter: float = 0.05  # brightness / contrast / per-channel shift amplitude, pixels in [0, 1]
-    seed: int = 0
-
-    def __post_init__(self):
-        check_positive("n_aug", self.n_aug)
-        check_range("max_shift", self.max_shift, 0, 8)
-        check_range("jitter", self.jitter, 0.0, 0.5)
+from memlab.iar.config import AugmentConfig  # noqa: F401  (re-exported API)
 
 
 def _id_key(image_id) -> int:

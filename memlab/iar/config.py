@@ -10,7 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from memlab.errors import UsageError, check_choice, check_positive, check_range
+from memlab.errors import UsageError, check_choice, check_float, check_int
+from memlab.options import option
 
 ARCHS = ("next-scale", "raster", "masked")
 # Model epochs that memorize the default 256 shapes: the random-mask objective needs about 3x more passes.
@@ -22,13 +23,13 @@ DATA_SOURCES = ("shapes", "digits", "faces", "folder:PATH", "npz:PATH")
 class ImageDataConfig:
     """Which image set (see synthetic.images) and how it is split; pixels in [0, 1]."""
 
-    data: str = "shapes"
-    size: int = 16
-    n_train: int = 256
-    n_heldout: int = 64
-    duplicates: int = 1  # planted memorization: the first n_duplicated images appear this many times
-    n_duplicated: int = 0
-    seed: int = 0
+    data: str = option("shapes", f"image set: {', '.join(DATA_SOURCES)}", metavar="SOURCE")
+    size: int = option(16, "image height = width", unit="pixels", flag="--image-size")
+    n_train: int = option(256, "training images")
+    n_heldout: int = option(64, "held-out images")
+    duplicates: int = option(1, "copies of each planted duplicate in the training set (1: none)")
+    n_duplicated: int = option(0, "how many training images are duplicated --duplicates times")
+    seed: int = option(0, "seed of the data draw, initialisation and batches")
 
     def __post_init__(self):
         kind, _, arg = self.data.partition(":")
@@ -41,44 +42,47 @@ class ImageDataConfig:
         if self.size % 4 or self.size < 8:
             raise UsageError(f"--image-size must be a multiple of 4 and >= 8 (the tokenizer downsamples by 4), got {self.size}")
         for name in ("n_train", "n_heldout", "duplicates"):
-            check_positive(f"--{name.replace('_', '-')}", getattr(self, name))
-        check_range("--n-duplicated", self.n_duplicated, 0, self.n_train)
+            check_int(name, getattr(self, name), 1)
+        check_int("n_duplicated", self.n_duplicated, 0, self.n_train)
+        check_int("seed", self.seed, 0)
 
 
 @dataclass(frozen=True)
 class IARTrainConfig:
     """Tokenizer + IAR model sizes and the optimisation of both stages (AdamW, warmup + cosine)."""
 
-    arch: str = "next-scale"
-    epochs: int | None = None  # None: DEFAULT_EPOCHS[arch]
-    tokenizer_epochs: int = 30
-    batch_size: int = 32
-    lr: float = 5e-3
-    tokenizer_lr: float = 2e-3
-    weight_decay: float = 0.01
-    warmup_frac: float = 0.05
-    width: int = 64
-    depth: int = 3
-    heads: int = 4
-    mlp_ratio: int = 4
-    codebook_size: int = 256
-    latent_channels: int = 16
-    tokenizer_channels: tuple[int, ...] = (16, 32, 32)  # 3 encoder blocks: 2 downsamplings, factor 4
-    scales: tuple[int, ...] = (1, 2, 3, 4)  # multi-scale token maps; the last must equal size / 4
-    seed: int = 0
+    arch: str = option("next-scale", "IAR architecture", choices=ARCHS)
+    epochs: int | None = option(None, "model epochs", shown=", ".join(f"{a} {e}" for a, e in DEFAULT_EPOCHS.items()))
+    tokenizer_epochs: int = option(30, "tokenizer epochs")
+    batch_size: int = option(32, "images per optimisation step")
+    lr: float = option(5e-3, "model peak learning rate (AdamW, warmup + cosine)")
+    tokenizer_lr: float = option(2e-3, "tokenizer peak learning rate")
+    weight_decay: float = option(0.01, "AdamW weight decay of both stages")
+    warmup_frac: float = option(0.05, "fraction of the steps with a linear warmup")
+    width: int = option(64, "transformer width")
+    depth: int = option(3, "transformer blocks")
+    heads: int = option(4, "attention heads")
+    mlp_ratio: int = option(4, "MLP hidden units per width unit")
+    codebook_size: int = option(256, "tokenizer codebook entries")
+    latent_channels: int = option(16, "tokenizer latent / code dimension")
+    tokenizer_channels: tuple[int, ...] = option((16, 32, 32), "the tokenizer's 3 encoder/decoder widths, "
+                                                              "multiples of 8")  # 2 downsamplings, factor 4
+    scales: tuple[int, ...] = option((1, 2, 3, 4), "next-scale token-map sides, ending at image size / 4")
+    seed: int = option(0, "seed of initialisation and batches (the data seed on the command line)")
 
     def __post_init__(self):
-        check_choice("--arch", self.arch, ARCHS)
+        check_choice("arch", self.arch, ARCHS)
         if self.epochs is None:
             object.__setattr__(self, "epochs", DEFAULT_EPOCHS[self.arch])
         for name in ("epochs", "batch_size", "width", "depth", "heads", "mlp_ratio", "codebook_size",
                      "latent_channels"):
-            check_positive(f"--{name.replace('_', '-')}", getattr(self, name))
-        check_positive("--tokenizer-epochs", self.tokenizer_epochs, allow_zero=True)
-        check_positive("--lr", self.lr)
-        check_positive("--tokenizer-lr", self.tokenizer_lr)
-        check_range("--weight-decay", self.weight_decay, 0.0, 1.0)
-        check_range("--warmup-frac", self.warmup_frac, 0.0, 1.0, hi_open=True)
+            check_int(name, getattr(self, name), 1)
+        check_int("tokenizer_epochs", self.tokenizer_epochs, 0)
+        check_int("seed", self.seed, 0)
+        check_float("lr", self.lr, 0.0, lo_open=True)
+        check_float("tokenizer_lr", self.tokenizer_lr, 0.0, lo_open=True)
+        check_float("weight_decay", self.weight_decay, 0.0, 1.0)
+        check_float("warmup_frac", self.warmup_frac, 0.0, 1.0, hi_open=True)
         if self.width % self.heads:
             raise UsageError(f"--width must be a multiple of --heads ({self.heads}), got {self.width}")
         if len(self.tokenizer_channels) != 3 or any(c <= 0 or c % 8 for c in self.tokenizer_channels):
@@ -106,13 +110,109 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "config.json") -> "RunConfig":
-        from memlab.config import from_dict
+        from memlab.options import from_dict
 
+        d = {k: v for k, v in d.items() if k != "kind"} if isinstance(d, dict) else d
         if not isinstance(d, dict) or set(d) - {"data", "train"} or "train" not in d or "data" not in d:
             raise UsageError(f"{where} must hold exactly the keys 'data' and 'train'")
-        train = dict(d["train"])
-        for k in ("tokenizer_channels", "scales"):
-            if k in train:
-                train[k] = tuple(train[k])
         return cls(from_dict(ImageDataConfig, d["data"], f"{where} [data]"),
-                   from_dict(IARTrainConfig, train, f"{where} [train]"))
+                   from_dict(IARTrainConfig, d["train"], f"{where} [train]"))
+
+
+# --- the analyses of a trained run (localize, extract, ablate) -----------------------------------------
+
+RESTS = ("mean", "median")
+CONTROLS = ("random", "bottom")
+RANKS = ("global", "per-block")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Augmentations of UnitMem; pixels in [0, 1]."""
+
+    n_aug: int = option(10, "augmentations per image, A (including the identity)")
+    max_shift: int = option(1, "largest shift, each direction", unit="pixels")
+    flip: bool = option(True, "random horizontal flips")
+    jitter: float = option(0.05, "brightness / contrast / per-channel shift amplitude", unit="pixels in [0, 1]")
+    seed: int = option(0, "augmentation seed")
+
+    def __post_init__(self):
+        check_int("n_aug", self.n_aug, 1)
+        check_int("max_shift", self.max_shift, 0, 8)
+        check_float("jitter", self.jitter, 0.0, 0.5)
+        check_int("seed", self.seed, 0)
+
+
+@dataclass(frozen=True)
+class UnitMemConfig:
+    augment: AugmentConfig = option(default_factory=AugmentConfig, cli=False)
+    batch_size: int = option(64, "images per forward pass")
+    rest: str = option("mean", "summary of mu over the other images", choices=RESTS)
+    top_pct: float = option(10.0, "k of the top-k% share per block", unit="percent")
+
+    def __post_init__(self):
+        check_int("batch_size", self.batch_size, 1)
+        check_choice("rest", self.rest, RESTS)
+        check_float("top_pct", self.top_pct, 0.0, 100.0, lo_open=True)
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    n_candidates: int = option(32, "training images attacked", flag="--candidates")
+    prefix: int | None = option(None, "tokens (raster, masked) or scales (next-scale) given",
+                                shown="L/4 tokens or half the scales")  # None -> default_prefix
+    fpr: float = option(0.05, "held-out false-positive rate of the threshold")
+    n_calib: int = option(256, "held-out images used for the threshold")
+    nn_ratio: float = option(1.0 / 3.0, "also require d(own) < ratio x d(nearest other training image); "
+                                        "1 = merely closest, inf = off", shown="1/3")
+    batch_size: int = option(64, "images per forward pass")
+
+    def __post_init__(self):
+        check_int("n_candidates", self.n_candidates, 1)
+        check_float("nn_ratio", self.nn_ratio, 0.0, lo_open=True, inf_ok=True)
+        if self.prefix is not None:
+            check_int("prefix", self.prefix, 1)
+        check_float("fpr", self.fpr, 0.0, 1.0, lo_open=True, hi_open=True)
+        check_int("n_calib", self.n_calib, 1)
+        check_int("batch_size", self.batch_size, 1)
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    n_generate: int = option(64, "samples for the Frechet distance")
+    pca_dim: int = option(16, "PCA dimensions of the Frechet distance")
+    seed: int = option(0, "generation seeds are seed, seed + 1, ...")
+    batch_size: int = option(64, "images per forward pass")
+
+    def __post_init__(self):
+        check_int("n_generate", self.n_generate, 1)
+        check_int("pca_dim", self.pca_dim, 1)
+        check_int("seed", self.seed, 0)
+        check_int("batch_size", self.batch_size, 1)
+
+
+@dataclass(frozen=True)
+class AblateConfig:
+    top_pct: float = option(10.0, "k, percent of units edited, in (0, 100]", flag="--top", unit="percent")
+    factor: float = option(0.5, "incoming weights multiplied by this, in [0, 1] (0 removes the unit)")
+    controls: tuple[str, ...] = option(CONTROLS, f"comma list of controls: {', '.join(CONTROLS)}")
+    n_random: int = option(3, "draws of the random control")
+    sweep: tuple[float, ...] = option((1.0, 5.0, 10.0, 20.0), "extra k values for the curves", unit="percent")
+    rank: str = option("global", "rank units over the model or within every block", choices=RANKS)
+    by_block: bool = option(True, "also edit the top k% of one block at a time")
+    seed: int = option(0, "seed of random controls and samples")
+
+    def __post_init__(self):
+        check_float("top_pct", self.top_pct, 0, 100, lo_open=True)
+        for pct in self.sweep:
+            check_float("sweep (each value)", pct, 0, 100, lo_open=True)
+        check_float("factor", self.factor, 0, 1)
+        for c in self.controls:
+            check_choice("controls entry", c, CONTROLS)
+        check_int("n_random", self.n_random, 1)
+        check_choice("rank", self.rank, RANKS)
+        check_int("seed", self.seed, 0)
+
+    @property
+    def pcts(self) -> list[float]:
+        return sorted({float(self.top_pct), *map(float, self.sweep)})

@@ -22,27 +22,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from memlab.errors import UsageError, check_positive, check_range
+from memlab.errors import UsageError
+from memlab.iar.config import ExtractConfig  # noqa: F401  (re-exported API)
 from memlab.iar.interface import IARModel
-
-
-@dataclass(frozen=True)
-class ExtractConfig:
-    n_candidates: int = 32
-    prefix: int | None = None  # tokens (raster, masked) or scales (next-scale); None -> default_prefix
-    fpr: float = 0.05  # false-positive rate of the held-out calibration
-    n_calib: int = 256  # held-out images used for the threshold
-    nn_ratio: float = 1.0 / 3.0  # nearest-neighbour rule; 1.0 = merely closest, inf = off
-    batch_size: int = 64
-
-    def __post_init__(self):
-        check_positive("n_candidates", self.n_candidates)
-        check_positive("nn_ratio", self.nn_ratio)
-        if self.prefix is not None:
-            check_positive("prefix", self.prefix)
-        check_range("fpr", self.fpr, 0.0, 1.0, lo_open=True, hi_open=True)
-        check_positive("n_calib", self.n_calib)
-        check_positive("batch_size", self.batch_size)
 
 
 def default_prefix(model: IARModel) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,7 @@ from memlab.iar.interface import IARModel
 from memlab.iar.quality import QualityConfig
 from memlab.iar.unitmem import UnitMemConfig, aggregate, compute_unitmem, top_count, unit_scores
 from memlab.io import read_json, save_npy, write_json, write_parquet, write_text
+from memlab.rundir import RunDir
 
 
 @dataclass
@@ -49,25 +51,24 @@ def fold_duplicates(train_images, train_labels, heldout_images, heldout_labels, 
     return RunData(train_images[rows], train_labels[rows], uniq[order], counts[order], heldout_images, heldout_labels)
 
 
-def _table_to_stderr(title: str, df: pd.DataFrame) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(title=title)
-    for c in df.columns:
-        t.add_column(str(c))
-    for row in df.itertuples(index=False):
-        t.add_row(*[f"{v:.3g}" if isinstance(v, float) else str(v) for v in row])
-    Console(stderr=True).print(t)
+def _rundir(out: Path | RunDir, kind: str) -> RunDir:
+    return out if isinstance(out, RunDir) else RunDir(Path(out), kind)
 
 
-def localize(model: IARModel, data: RunData, cfg: UnitMemConfig, out: Path, progress: bool = True) -> dict:
-    # out/partial keeps the running sums, so an interrupted UnitMem pass resumes where it stopped
+Show = Callable[[str, pd.DataFrame], None] | None  # where a command shows a table; the library prints nothing
+
+
+def localize(model: IARModel, data: RunData, cfg: UnitMemConfig, out: Path | RunDir, progress: bool = True,
+             show: Show = None) -> dict:
+    rd = _rundir(out, "iar-localize")
+    out = rd.path
+    rd.start({"unitmem": asdict(cfg)})
+    # state/ keeps the running sums, so an interrupted UnitMem pass resumes where it stopped
     table = compute_unitmem(model, data.train_images, data.train_labels, data.train_ids, cfg, progress,
-                            checkpoint=out / "partial")
+                            checkpoint=rd.state)
     per_block, per_sb = aggregate(table, cfg.top_pct)
     write_parquet(out / "unitmem.parquet", table, index=True)
-    shutil.rmtree(out / "partial", ignore_errors=True)  # the pass is done: its running sums are in the table
+    shutil.rmtree(rd.state, ignore_errors=True)  # the pass is done: its running sums are in the table
     write_text(out / "per_block.csv", per_block.to_csv(index=False))
     write_text(out / "per_scale_block.csv", per_sb.to_csv(index=False))
     report.plot_unitmem(per_block, per_sb, out / "unitmem.png", f"UnitMem ({model.arch})")
@@ -81,9 +82,9 @@ def localize(model: IARModel, data: RunData, cfg: UnitMemConfig, out: Path, prog
         "top_kstar_duplicated_share": float(top["image_id"].isin(dup).mean()) if dup else None,
         "duplicated_share_of_images": len(dup) / len(data.train_ids),
         "per_block": per_block.to_dict(orient="list"), "per_scale_block": per_sb.to_dict(orient="list")}
-    write_json(out / "config.json", {"unitmem": asdict(cfg)})
-    write_json(out / "metrics.json", metrics)
-    _table_to_stderr(f"UnitMem per block ({model.arch})", per_block)
+    rd.finish(metrics)
+    if show:
+        show(f"UnitMem per block ({model.arch})", per_block)
     return metrics
 
 
@@ -97,7 +98,10 @@ def _auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
     return float(greater + 0.5 * ties)
 
 
-def extraction(model: IARModel, data: RunData, cfg: ExtractConfig, out: Path) -> dict:
+def extraction(model: IARModel, data: RunData, cfg: ExtractConfig, out: Path | RunDir, show: Show = None) -> dict:
+    rd = _rundir(out, "iar-extract")
+    out = rd.path
+    rd.start({"extract": asdict(cfg)})
     tr = tokenize_all(model, data.train_images, cfg.batch_size)
     ho = tokenize_all(model, data.heldout_images, cfg.batch_size)
     res = extract(model, tr, data.train_labels, data.train_ids, ho, data.heldout_labels, cfg)
@@ -117,31 +121,32 @@ def extraction(model: IARModel, data: RunData, cfg: ExtractConfig, out: Path) ->
         "duplicated_rank_auc": _auc(-rank_N, is_dup_N),  # 1.0: every duplicate outranks every other image
         "duplicated_mean_rank": float(rank_N[is_dup_N].mean()) if is_dup_N.any() else None,
         "train_tf_acc_mean": float(res.train_acc.mean())})
-    write_json(out / "config.json", {"extract": asdict(cfg)})
-    write_json(out / "metrics.json", s)
-    _table_to_stderr(f"extraction ({model.arch}): {s['n_extracted']}/{s['n_candidates']} extracted",
-                     table.head(10)[["rank", "image_id", "copies", "tf_acc", "token_match", "pixel_sim", "extracted"]])
+    rd.finish(s)
+    if show:
+        show(f"extraction ({model.arch}): {s['n_extracted']}/{s['n_candidates']} extracted",
+             table.head(10)[["rank", "image_id", "copies", "tf_acc", "token_match", "pixel_sim", "extracted"]])
     return s
 
 
-def load_units(model: IARModel, data: RunData, localize_dir: Path, progress: bool = True) -> pd.DataFrame:
+def load_units(model: IARModel, data: RunData, localize_dir: Path, progress: bool = True,
+               show: Show = None) -> pd.DataFrame:
     """UnitMem per unit from localize_dir/unitmem.parquet; computed there (default config) when missing."""
     path = localize_dir / "unitmem.parquet"
     if not path.is_file():
         localize_dir.mkdir(parents=True, exist_ok=True)
-        localize(model, data, UnitMemConfig(), localize_dir, progress)
+        localize(model, data, UnitMemConfig(), localize_dir, progress, show)
     return unit_scores(pd.read_parquet(path))
 
 
 def ablation(model: IARModel, data: RunData, units: pd.DataFrame, cfg: AblateConfig, ext_cfg: ExtractConfig,
-             q_cfg: QualityConfig, out: Path, progress: bool = True) -> dict:
-    """Resumable: rows of finished conditions live in out/rows.json, reused when the config matches."""
+             q_cfg: QualityConfig, out: Path | RunDir, progress: bool = True, show: Show = None) -> dict:
+    """Resumable: rows of finished conditions live in out/state/rows.json, reused when the config matches."""
+    rd = _rundir(out, "iar-ablate")
+    out = rd.path
     config = {"ablate": config_dict(cfg), "extract": asdict(ext_cfg), "quality": asdict(q_cfg)}
-    rows_file, cfg_file = out / "rows.json", out / "config.json"
-    done = {}
-    if rows_file.is_file() and cfg_file.is_file() and read_json(cfg_file) == config:
-        done = read_json(rows_file)
-    write_json(cfg_file, config)
+    rows_file = rd.state / "rows.json"
+    done = read_json(rows_file) if rows_file.is_file() and rd.same_config(config) else {}
+    rd.start(config)
 
     def save(row: dict) -> None:
         done[row["key"]] = row
@@ -155,8 +160,9 @@ def ablation(model: IARModel, data: RunData, units: pd.DataFrame, cfg: AblateCon
     report.plot_block_ablation(df, out / "blocks.png")
     s = summarize(df, cfg.top_pct)
     s.update({"arch": model.arch, "top_pct": cfg.top_pct, "factor": cfg.factor, "n_candidates": ext_cfg.n_candidates})
-    write_json(out / "metrics.json", s)
-    head = df[np.isclose(df["pct"], cfg.top_pct) | (df["condition"] == "baseline")]
-    _table_to_stderr(f"ablation ({model.arch}), k = {cfg.top_pct:g}%, factor {cfg.factor:g}",
-                     head[["condition", "pct", "draw", "block", "n_edited", "n_extracted", "nll", "fd"]])
+    rd.finish(s)
+    if show:
+        head = df[np.isclose(df["pct"], cfg.top_pct) | (df["condition"] == "baseline")]
+        show(f"ablation ({model.arch}), k = {cfg.top_pct:g}%, factor {cfg.factor:g}",
+             head[["condition", "pct", "draw", "block", "n_edited", "n_extracted", "nll", "fd"]])
     return s

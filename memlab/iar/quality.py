@@ -9,29 +9,15 @@ few dozen samples cannot estimate a full covariance in hundreds of dimensions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
 import torch
 import torch.nn.functional as F
 
-from memlab.errors import check_positive
+from memlab.iar.config import QualityConfig  # noqa: F401  (re-exported API)
 from memlab.iar.extract import decode_all, teacher_forced_scores
 from memlab.iar.interface import IARModel
-
-
-@dataclass(frozen=True)
-class QualityConfig:
-    n_generate: int = 64
-    pca_dim: int = 16
-    seed: int = 0  # generation seeds are seed, seed + 1, ...
-    batch_size: int = 64
-
-    def __post_init__(self):
-        check_positive("n_generate", self.n_generate)
-        check_positive("pca_dim", self.pca_dim)
-        check_positive("batch_size", self.batch_size)
 
 
 def heldout_nll(model: IARModel, tokens_BxL: torch.Tensor, labels_B: torch.Tensor, batch_size: int = 64) -> float:

@@ -26,11 +26,13 @@ from memlab.iar.load import read_run_config
 from memlab.iar.models import MODEL_CLASSES
 from memlab.iar.tokenizer import ImageTokenizer
 from memlab.io import read_json, write_json
+from memlab.rundir import RunDir
 from memlab.iar.extract import default_prefix  # the same prefix the extraction attack uses
 
 STAGES = ("tokenizer", "model")
-# Per epoch, metrics.json is written before the checkpoint: a crash in between leaves a metrics row past the
-# checkpoint, which resume drops (rows are truncated to the checkpoint's epoch) and recomputes.
+# Per epoch, state/history.json is written before the checkpoint: a crash in between leaves a row past the
+# checkpoint, which resume drops (rows are truncated to the checkpoint's epoch) and recomputes. metrics.json
+# is written once, last.
 
 
 def epoch_generator(seed: int, stage: str, epoch: int) -> torch.Generator:
@@ -121,20 +123,21 @@ class _Stage:
         os.replace(tmp, run / self.name)
 
 
-def _prepare(run: Path, cfg: RunConfig, resume: bool) -> dict:
-    """Validate the output directory before anything is written; -> metrics so far."""
-    if resume:
-        if not (run / "config.json").is_file():
-            raise UsageError(f"nothing to resume in {run} (no config.json); drop --resume to start a new run")
-        stored = read_run_config(run)
-        if stored != cfg:
-            a, b = stored.to_dict(), cfg.to_dict()
-            diff = next(f"{s}.{k}" for s in a for k in a[s] if a[s][k] != b[s][k])
-            raise UsageError(f"--resume needs the run's own settings; {diff} differs from {run / 'config.json'}")
-        return read_json(run / "metrics.json") if (run / "metrics.json").is_file() else {}
-    if run.exists() and any(run.iterdir()):
-        raise UsageError(f"--out {run} is not empty; pass --resume to continue that run or choose a new directory")
-    return {}
+def _prepare(run: Path, cfg: RunConfig, resume: bool):
+    """Validate the output directory before anything is written; -> (RunDir, per-epoch history so far)."""
+    rd, mode = RunDir.open(run, "iar-train", resume=resume)
+    if mode == "fresh":
+        return rd, {}
+    stored = read_run_config(run)
+    if stored != cfg:
+        a, b = stored.to_dict(), cfg.to_dict()
+        diff = next(f"{s}.{k}" for s in a for k in a[s] if a[s][k] != b[s][k])
+        raise UsageError(f"--resume needs the run's own settings; {diff} differs from {rd.config_file}")
+    return rd, read_json(_history(rd)) if _history(rd).is_file() else {}
+
+
+def _history(rd: RunDir) -> Path:
+    return rd.state / "history.json"
 
 
 def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = True,
@@ -142,10 +145,12 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: b
     """Train tokenizer then model into run directory `out`; -> metrics dict (also in out/metrics.json).
     figures=False skips curves.png / samples.png (tests)."""
     run = Path(out)
-    metrics = _prepare(run, cfg, resume)
+    rd, metrics = _prepare(run, cfg, resume)
+    if rd.is_done():
+        return read_json(rd.metrics_file)
     train_x, train_y, heldout_x, heldout_y, _ = image_set_tensors(cfg.data)  # data errors before any write
-    run.mkdir(parents=True, exist_ok=True)
-    write_json(run / "config.json", cfg.to_dict())
+    if not rd.config_file.is_file():
+        rd.start(cfg.to_dict())
     t = cfg.train
     n_batches = len(range(0, len(train_x), t.batch_size))
     metrics.setdefault("tokenizer", [])
@@ -173,7 +178,7 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: b
             row = {"epoch": ep + 1, "loss": total / len(train_x), "restarted_codes": restarted,
                    **_eval_tokenizer(st.module, train_x, heldout_x)}
             metrics["tokenizer"].append(row)
-            write_json(run / "metrics.json", metrics)
+            write_json(_history(rd), metrics)
             save_stage(st.dir, ep + 1, st.module, st.opt, st.sched)
             bar.set_postfix(mse=f"{row['train_mse']:.4f}", codes=row["codes_used"])
         st.finish(run)
@@ -197,7 +202,7 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: b
             total += float(loss.detach()) * len(idx)
         row = {"epoch": ep + 1, "loss": total / len(train_x), "lr": st.sched.get_last_lr()[0], **_eval_model(st.module, tr, ho)}
         metrics["model"].append(row)
-        write_json(run / "metrics.json", metrics)
+        write_json(_history(rd), metrics)
         save_stage(st.dir, ep + 1, st.module, st.opt, st.sched)
         bar.set_postfix(train_nll=f"{row['train_nll']:.3f}", heldout_nll=f"{row['heldout_nll']:.3f}")
     if not (run / "model" / "config.json").is_file() or st.start < t.epochs:
@@ -209,5 +214,5 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: b
         plot_samples(model, train_x[:8], train_y[:8], default_prefix(model), run / "samples.png")
     metrics["final"] = {"tokenizer": metrics["tokenizer"][-1] if metrics["tokenizer"] else {},
                         "model": metrics["model"][-1] if metrics["model"] else {}}
-    write_json(run / "metrics.json", metrics)
+    rd.finish(metrics)  # last: marks the run finished
     return metrics

@@ -11,7 +11,7 @@ The pass streams over batches and keeps only the per-image per-unit sums (K x S 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -19,26 +19,13 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from memlab.errors import UsageError, check_choice, check_positive, check_range
-from memlab.iar.augment import AugmentConfig, augment
+from memlab.errors import UsageError
+from memlab.iar.augment import augment
+from memlab.iar.config import RESTS, AugmentConfig, UnitMemConfig  # noqa: F401  (re-exported API)
 from memlab.iar.hooks import capture
 from memlab.iar.interface import IARModel
-from memlab.io import normalize_json, save_npz, to_json
+from memlab.io import error_reason, normalize_json, read_npz, save_npz, to_json
 
-RESTS = ("mean", "median")
-
-
-@dataclass(frozen=True)
-class UnitMemConfig:
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    batch_size: int = 64
-    rest: str = "mean"  # how mu over the other images is summarized
-    top_pct: float = 10.0  # the "top k%" used by the aggregates
-
-    def __post_init__(self):
-        check_positive("batch_size", self.batch_size)
-        check_choice("rest", self.rest, RESTS)
-        check_range("top_pct", self.top_pct, 0.0, 100.0, lo_open=True)
 
 
 class UnitStats:
@@ -116,17 +103,31 @@ def _save(stats: UnitStats, directory: Path, fingerprint: dict, next_start: int)
 
 
 def _resume(stats: UnitStats, directory: Path, fingerprint: dict) -> int:
-    """Load saved sums into `stats`; -> the first image still to do (0 when nothing matches)."""
+    """Load saved sums into `stats`; -> the first image still to do (0 when nothing matches). A damaged
+    state file is a UsageError naming it."""
     path = directory / STATE
     if not path.is_file():
         return 0
-    with np.load(path, allow_pickle=False) as state:
+    state = read_npz(path, what="UnitMem state")
+    try:
         saved = json.loads(str(state["progress"]))
         if {k: saved.get(k) for k in fingerprint} != fingerprint:
             return 0
-        for i, name in enumerate(saved["layers"]):
-            stats.sums[name] = torch.from_numpy(state[f"sums_{i}"].copy())
-    return int(saved["next_start"])
+        sums = {name: state[f"sums_{i}"] for i, name in enumerate(saved["layers"])}
+        next_start = saved["next_start"]
+    except KeyError as e:
+        raise UsageError(f"damaged UnitMem state {path}: no {e}") from None
+    except (TypeError, AttributeError, ValueError) as e:  # JSONDecodeError is a ValueError
+        raise UsageError(f"damaged UnitMem state {path}: {error_reason(e)}") from None
+    K = stats.n_images
+    bad = [n for n, s in sums.items() if s.ndim != 3 or len(s) != K or s.dtype != np.float64]
+    if bad or not isinstance(next_start, int) or not 0 <= next_start <= K:
+        problem = (f"sums of {bad[0]} are not float64 {K} x S x U" if bad
+                   else f"next_start {next_start!r} not in [0, {K}]")
+        raise UsageError(f"damaged UnitMem state {path}: {problem}")
+    for name, s in sums.items():
+        stats.sums[name] = torch.from_numpy(s)
+    return next_start
 
 
 def unitmem_scores(mu_KxU: np.ndarray, rest: str = "mean") -> tuple[np.ndarray, ...]:

@@ -64,8 +64,9 @@ def execute_cell(cell: Cell, run_dir: Path | None, cell_fn: CellFn) -> list[dict
     so the sweep goes on and the table says what went wrong."""
     start = time.perf_counter()
     try:
-        # resume=True continues a cell whose run a killed sweep left half-done (a fresh dir just starts)
-        result = cell_fn(cell.data, dict(cell.train), run_dir, True)
+        # continue a cell whose run a killed sweep left half-done; start the others
+        resume = run_dir is not None and run_dir.is_dir() and any(run_dir.iterdir())
+        result = cell_fn(cell.data, dict(cell.train), run_dir, resume)
         dim = int(result["dim"]) if result.get("dim") else load_dataset(cell.data).dim
         rows = result_rows(cell, result, dim)
     except Exception as e:  # noqa: BLE001 - any error of one cell is recorded, not fatal to the sweep

@@ -136,27 +136,36 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, *, backend: str = "local", w
               address: str | None = None, cell_fn=cells_mod.train_cell,
               resolve_train: Callable[[dict], dict] = cells_mod.resolve_train,
               predict_fn=cells_mod.predict_data, resolve_predict=cells_mod.resolve_predict,
-              retry_failed: bool = False, save_runs: bool = True, progress: bool = True) -> pd.DataFrame:
-    """Run (or resume) a sweep into `out_dir` and return its table (one row per cell and seed).
+              retry_failed: bool = False, save_runs: bool = True, progress: bool = True,
+              resume: bool = False) -> pd.DataFrame:
+    """Run (or resume) a sweep into `out_dir` and return its table (one row per cell and seed). Re-running
+    the same spec into its directory continues it; `resume` requires that the directory holds a sweep.
 
     Everything is validated before the first write: the backend, every cell's training config, every
-    prediction config, and that `out_dir` does not hold a different sweep."""
+    prediction config, and that `out_dir` can be written and does not hold a different sweep or another
+    kind of run."""
+    from memlab.rundir import RunDir
+
     check_backend(backend, address)
     workers = workers or default_workers()
     if workers < 1:
         raise UsageError(f"--workers must be >= 1, got {workers}")
     coarse = plan(spec, resolve_train)
     pred_cfgs = {data_key(c.data): resolve_predict(spec.predict, c.train, c.data) for c in coarse}
+    rd, mode = RunDir.open(out_dir, "sweep", resume=resume, continue_same=True)
     store = SweepStore(out_dir)
     store.check_spec(spec.to_json())
 
-    store.write_spec(spec.to_json())
+    if mode == "fresh" or not rd.config_file.is_file():  # a sweep from before run kinds gains its config.json
+        rd.start({"spec": spec.to_json(), "source": spec.source})
+    rd.metrics_file.unlink(missing_ok=True)  # running again: not finished until the end
     store.clean_tmp()
     _predict_all(spec, store, pred_cfgs, predict_fn, progress)
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=0, desc=f"sweep {spec.name}", unit="cell", file=sys.stderr, disable=not progress)
+    # counts table rows (one per cell and seed), as the summary does
+    bar = tqdm(total=0, desc=f"sweep {spec.name}", unit="row", file=sys.stderr, disable=not progress)
     stage_cells: Iterable[Cell] = coarse
     for stage in range(spec.refine_rounds + 1):
         if stage > 0:
@@ -166,22 +175,26 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, *, backend: str = "local", w
         _run_stage(list(stage_cells), store, backend, workers, address, cell_fn, retry_failed, save_runs, bar)
         store.consolidate()
     bar.close()
-    return store.consolidate()
+    table = store.consolidate()
+    failed = int((table["status"] == "failed").sum()) if len(table) else 0
+    rd.finish({"rows": len(table), "failed": failed, "cells": int(table["cell_id"].nunique()) if len(table) else 0})
+    return table
 
 
 def _run_stage(cells: list[Cell], store: SweepStore, backend, workers, address, cell_fn, retry_failed,
                save_runs, bar) -> None:
     todo = [c for c in cells if not store.is_done(c.cell_id)
             or (retry_failed and store.cell_status(c.cell_id) == "failed")]
-    bar.total += len(cells)
-    bar.update(len(cells) - len(todo))
+    rows_of = lambda c: len(cells_mod.seed_list(c))  # noqa: E731
+    bar.total += sum(rows_of(c) for c in cells)
+    bar.update(sum(rows_of(c) for c in cells) - sum(rows_of(c) for c in todo))
     bar.refresh()
     if not todo:
         return
     tasks = [(c, store.runs_dir / c.cell_id if save_runs else None) for c in todo]
     for cell, rows in RUNNERS[backend](tasks, cell_fn, min(workers, len(todo)), address):
         store.write_cell(cell.cell_id, rows)
-        bar.update(1)
+        bar.update(len(rows))
         if rows and rows[0]["status"] == "failed":
             bar.write(f"cell {cell.cell_id} (N={cell.data.n_train}, size={cell.size}) failed: {rows[0]['error']}")
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from memlab.config import DataConfig, from_dict, load_toml
-from memlab.errors import UsageError, check_choice
+from memlab.errors import UsageError, check_choice, check_int
+from memlab.options import option
 
 MODELS = ("mixture", "mlp")
 UNITS = ("fraction", "absolute")
@@ -38,9 +39,11 @@ class SweepSpec:
     refine_rounds: int = 0
     refine_points: int = 3
     predict: dict = field(default_factory=dict)
+    source: dict = field(default_factory=dict, compare=False, repr=False)  # the TOML tables it was parsed from
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
+        d.pop("source")
         d["data"] = [dataclasses.asdict(c) for c in self.data]
         d["sizes"] = list(self.sizes)
         return d
@@ -176,7 +179,7 @@ def parse_spec(raw: dict[str, Any]) -> SweepSpec:
 
     return SweepSpec(name=name, data=data, model=kind, unit=unit, sizes=tuple(sizes), depth=depth, seeds=seeds,
                      train={**train, **sampling}, refine_rounds=rounds, refine_points=points,
-                     predict=_table(raw, "predict"))
+                     predict=_table(raw, "predict"), source=dict(raw))
 
 
 def load_spec(path: str | Path) -> SweepSpec:
@@ -228,3 +231,19 @@ def refined_sizes(sizes: list[int], mean_ratio: list[float], points: int) -> lis
         new.append(mid)
         inside = sorted(inside + [mid])
     return sorted(new)
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """How `memlab sweep run` executes the cells (not part of the sweep's identity)."""
+
+    backend: str = option("local", "local (a process pool) or ray", choices=("local", "ray"))
+    address: str | None = option(None, "ray: address of an existing cluster", shown="start a local one")
+    workers: int | None = option(None, "parallel cells", shown="the machine's CPU count")
+    retry_failed: bool = option(False, "run cells recorded as failed again")
+    save_runs: bool = option(True, "keep each cell's train run directory under DIR/runs", flag="--runs")
+
+    def __post_init__(self):
+        check_choice("backend", self.backend, ("local", "ray"))
+        if self.workers is not None:
+            check_int("workers", self.workers, 1)

@@ -1,6 +1,8 @@
 """Resumable result store of a sweep directory:
 
-    DIR/spec.json                 the validated spec (a re-run with a different spec is refused)
+    DIR/config.json               {"kind": "sweep", "spec": the validated spec, "source": the TOML tables}
+                                  (memlab.rundir; a re-run with a different spec is refused)
+    DIR/metrics.json              written when the sweep finishes (rows, failed, cells)
     DIR/rows/<cell_id>.parquet    one file per finished cell: one row per (cell, seed); written atomically
     DIR/predictions/<key>.json    the crossover prediction of each data configuration
     DIR/results.parquet           the consolidated table (all rows, sorted), rewritten atomically
@@ -17,7 +19,8 @@ from typing import Any
 import pandas as pd
 
 from memlab.errors import UsageError
-from memlab.io import normalize_json, read_json, write_json, write_parquet
+from memlab.io import normalize_json, read_json, read_parquet, write_json, write_parquet
+from memlab.rundir import CONFIG
 
 SORT_KEYS = ["data_key", "size", "seed"]
 # Columns that measure the machine, not the science: the only ones that differ between two runs.
@@ -35,19 +38,27 @@ class SweepStore:
     # --- the spec ------------------------------------------------------------------------------------
     def check_spec(self, spec_json: dict[str, Any]) -> None:
         """Refuse (before anything is written) to mix two different sweeps in one directory."""
-        path = self.root / "spec.json"
-        if path.is_file() and read_json(path) != normalize_json(spec_json):
-            raise UsageError(f"--out {self.root} holds a different sweep (spec.json differs); use a new --out "
+        saved = self.saved_spec()
+        if saved is not None and saved != normalize_json(spec_json):
+            raise UsageError(f"--out {self.root} holds a different sweep (its spec differs); use a new --out "
                              "or the same spec to resume")
 
-    def write_spec(self, spec_json: dict[str, Any]) -> None:
-        write_json(self.root / "spec.json", spec_json)
+    def saved_spec(self) -> dict[str, Any] | None:
+        """The validated spec recorded in config.json (or spec.json, in sweeps from before run kinds)."""
+        cfg = self.root / CONFIG
+        if cfg.is_file():
+            raw = read_json(cfg)
+            if isinstance(raw, dict) and isinstance(raw.get("spec"), dict):
+                return raw["spec"]
+        legacy = self.root / "spec.json"
+        return read_json(legacy) if legacy.is_file() else None
 
     def read_spec(self) -> dict[str, Any]:
-        path = self.root / "spec.json"
-        if not path.is_file():
-            raise UsageError(f"{self.root} is not a sweep directory (no spec.json); run `memlab sweep run` first")
-        return read_json(path)
+        spec = self.saved_spec()
+        if spec is None:
+            raise UsageError(f"{self.root} is not a sweep directory (no config.json with a spec); "
+                             "run `memlab sweep run` first")
+        return spec
 
     # --- rows ----------------------------------------------------------------------------------------
     def row_path(self, cell_id: str) -> Path:
@@ -56,10 +67,19 @@ class SweepStore:
     def is_done(self, cell_id: str) -> bool:
         return self.row_path(cell_id).is_file()
 
+    def read_rows(self, path: Path) -> pd.DataFrame:
+        """One row file; a damaged one (unreadable, no rows, no key or status column) is a UsageError naming it."""
+        df = read_parquet(path, what="row file")
+        missing = [c for c in (*SORT_KEYS, "status") if c not in df.columns]
+        if missing or not len(df):
+            problem = f"no column {missing[0]!r}" if missing else "no rows"
+            raise UsageError(f"damaged row file {path}: {problem}; delete it to re-run that cell")
+        return df
+
     def cell_status(self, cell_id: str) -> str | None:
         if not self.is_done(cell_id):
             return None
-        return str(pd.read_parquet(self.row_path(cell_id), columns=["status"])["status"].iloc[0])
+        return str(self.read_rows(self.row_path(cell_id))["status"].iloc[0])
 
     def write_cell(self, cell_id: str, rows: list[dict[str, Any]]) -> None:
         write_parquet(self.row_path(cell_id), pd.DataFrame(rows))
@@ -76,7 +96,7 @@ class SweepStore:
         files = sorted(self.rows_dir.glob("*.parquet")) if self.rows_dir.is_dir() else []
         if not files:
             return pd.DataFrame()
-        df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+        df = pd.concat([self.read_rows(f) for f in files], ignore_index=True)
         return df.sort_values(SORT_KEYS, kind="stable").reset_index(drop=True)
 
     def consolidate(self) -> pd.DataFrame:

@@ -26,8 +26,8 @@ SMALL = ["--dim", "10", "--components", "2", "--n-train", "50", "--n-test", "200
     (["--steps", "-1"], "steps"),
     (["--model", "unet"], "--model"),
     (["--size", "0"], "size"),
-    (["--lr", "-0.1"], "lr"),
-    (["--warmup-frac", "1.5"], "warmup_frac"),
+    (["--lr", "-0.1"], "--lr"),
+    (["--warmup-frac", "1.5"], "--warmup-frac"),
     (["--batch", "many"], "--batch"),
     (["--batch", "500"], "batch must be <= n_train"),
     (["--seeds", "1,x"], "--seeds"),
@@ -76,17 +76,17 @@ def test_small_run_writes_its_directory_and_json(tmp_path, capsys):
     assert main(["train", *SMALL, "--out", str(out), "--resume", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["per_t"] == metrics["per_t"]
     assert main(["train", *SMALL, "--size", "3", "--out", str(out), "--resume"]) == 2
-    assert "train.size" in capsys.readouterr().err
+    assert "--size (run: 2, given: 3)" in capsys.readouterr().err
 
 
 def test_config_file_sets_fields_and_options_override(tmp_path):
-    from memlab.commands.train import train_config_from_args
+    from memlab.commands.train import configs_from_args
     from memlab.cli import build_parser
 
     cfg = tmp_path / "c.toml"
     cfg.write_text('[train]\nsize = 3\nsteps = 50\nseeds = [4, 5]\nweighting = "x0-uniform"\n')
     args = build_parser().parse_args(["train", "--config", str(cfg), "--steps", "70", "--batch", "full"])
-    tc = train_config_from_args(args)
+    _, tc, _, _ = configs_from_args(args)
     assert (tc.size, tc.steps, tc.seeds, tc.weighting, tc.batch) == (3, 70, (4, 5), "x0-uniform", None)
 
 

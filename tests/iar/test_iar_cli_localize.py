@@ -34,9 +34,9 @@ def _one_line_error(capsys, code, needle):
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["iar", "localize", "/no/such/run"], "run directory does not exist: /no/such/run"),
-    (["iar", "extract", "/no/such/run"], "run directory does not exist"),
-    (["iar", "ablate", "/no/such/run"], "run directory does not exist"),
+    (["iar", "localize", "/no/such/run"], "RUN /no/such/run does not exist"),
+    (["iar", "extract", "/no/such/run"], "does not exist or is not a directory"),
+    (["iar", "ablate", "/no/such/run"], "does not exist or is not a directory"),
 ])
 def test_missing_run_exits_2(capsys, argv, needle):
     _one_line_error(capsys, main(argv), needle)
@@ -47,7 +47,7 @@ def test_missing_run_exits_2(capsys, argv, needle):
     (["--top", "100.5"], "--top must be in (0, 100], got 100.5"),
     (["--controls", "random,shuffle"], "unknown --controls entry 'shuffle'; allowed: random, bottom"),
     (["--factor", "2"], "--factor must be in [0, 1], got 2.0"),
-    (["--sweep", "5,x"], "--sweep must be a comma list of numbers"),
+    (["--sweep", "5,x"], "argument --sweep: expected a comma-separated list of numbers"),
 ])
 def test_bad_ablation_options_exit_2_and_write_nothing(capsys, run_dir, extra, needle):
     _one_line_error(capsys, main(["iar", "ablate", str(run_dir), *extra]), needle)
@@ -55,11 +55,11 @@ def test_bad_ablation_options_exit_2_and_write_nothing(capsys, run_dir, extra, n
 
 
 def test_bad_localize_and_extract_options(capsys, run_dir):
-    _one_line_error(capsys, main(["iar", "localize", str(run_dir), "--rest", "max"]), "invalid choice")
-    _one_line_error(capsys, main(["iar", "localize", str(run_dir), "--n-aug", "0"]), "n_aug must be > 0")
+    _one_line_error(capsys, main(["iar", "localize", str(run_dir), "--rest", "max"]), "unknown --rest 'max'; allowed: mean, median")
+    _one_line_error(capsys, main(["iar", "localize", str(run_dir), "--n-aug", "0"]), "--n-aug must be an integer >= 1, got 0")
     _one_line_error(capsys, main(["iar", "extract", str(run_dir), "--prefix", "3"]),
                     "--prefix must be in [1, 2] scales for this next-scale model, got 3")
-    _one_line_error(capsys, main(["iar", "extract", str(run_dir), "--fpr", "1"]), "fpr must be in (0.0, 1.0)")
+    _one_line_error(capsys, main(["iar", "extract", str(run_dir), "--fpr", "1"]), "--fpr must be in (0, 1)")
     assert not (run_dir / "localize").exists()
 
 
@@ -70,7 +70,7 @@ def test_localize_extract_ablate_end_to_end_and_resume(capsys, run_dir):
     assert len(loc["per_scale_block"]["scale"]) == 3 * 2  # 3 scales x 2 blocks
     for f in ("unitmem.parquet", "per_block.csv", "per_scale_block.csv", "unitmem.png", "metrics.json"):
         assert (run_dir / "localize" / f).is_file(), f
-    assert not (run_dir / "localize" / "partial").exists()  # a finished pass leaves no running sums behind
+    assert not (run_dir / "localize" / "state").exists()  # a finished pass leaves no running sums behind
     scores = np.sort(unit_scores(pd.read_parquet(run_dir / "localize" / "unitmem.parquet"))["score"].to_numpy())
     n_top = top_count(len(scores), loc["top_pct"])
     assert loc["n_units"] == len(scores) and 1 <= n_top < len(scores)
@@ -86,8 +86,8 @@ def test_localize_extract_ablate_end_to_end_and_resume(capsys, run_dir):
     assert main(argv) == 0
     first = json.loads(capsys.readouterr().out)
     assert first["random"]["n_draws"] == 2 and set(first["per_block"]) == {"0", "1"}
-    rows = (run_dir / "ablate" / "rows.json").read_text()
+    rows = (run_dir / "ablate" / "state" / "rows.json").read_text()
     assert len(json.loads(rows)) == 1 + (1 + 1 + 2) + 2  # baseline, top, bottom, 2 random, 2 blocks
     assert main(argv) == 0  # resumes: every condition is reused, same numbers
     assert json.loads(capsys.readouterr().out) == first
-    assert (run_dir / "ablate" / "rows.json").read_text() == rows
+    assert (run_dir / "ablate" / "state" / "rows.json").read_text() == rows

@@ -35,7 +35,7 @@ def test_train_writes_a_loadable_run_and_json(arch, tmp_path, capsys):
     assert model.arch == arch and not model.training
     # an existing run is never overwritten; --resume on a finished run trains nothing and reports the same
     assert main(["iar", "train", "--arch", arch, *TINY, "--out", str(out)]) == 2
-    assert "not empty" in capsys.readouterr().err
+    assert "already holds a `memlab iar train` run" in capsys.readouterr().err
     assert main(["iar", "train", "--arch", arch, *TINY, "--out", str(out), "--resume", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["final"] == res["final"]
 
@@ -58,8 +58,8 @@ def _bad_cases(tmp_path):
         (["--data", f"folder:{tmp_path / 'mixed'}", "--n-train", "1", "--n-heldout", "1"], "mixed sizes"),
         (["--data", f"folder:{tmp_path / 'nowhere'}"], "folder does not exist"),
         (["--scales", "1,2,3"], "must end at the latent grid size 4"),
-        (["--epochs", "0"], "--epochs must be > 0"),
-        (["--resume"], "nothing to resume"),
+        (["--epochs", "0"], "--epochs must be an integer >= 1"),
+        (["--resume"], "no run to continue"),
     ]
 
 

@@ -32,7 +32,7 @@ def test_template_is_printed_and_valid(capsys):
     ('name = "x"\n[data]\ndim = 3\n[model]\nsizes = [0.5]\nkind = "cnn"\n', [], "unknown model.kind 'cnn'"),
     ('name = "x"\n[data]\ndim = 3\n[model]\nsizes = [0.5]\n[train]\nsteps = -1\n', [], "steps must be an integer >= 0"),
     ('name = "x"\n[data]\ndim = 3\n[model]\nsizes = [0.5]\n[train]\nfoo = 1\n', [], "unknown key 'foo' in [train]"),
-    ('name = "x"\n[data]\ndim = 3\n[model]\nsizes = [0.5]\n', ["--workers", "0"], "--workers must be >= 1"),
+    ('name = "x"\n[data]\ndim = 3\n[model]\nsizes = [0.5]\n', ["--workers", "0"], "--workers must be an integer >= 1"),
     ('name = "x"\n[data]\ndim = 3\n[model]\nsizes = [0.5]\n', ["--backend", "dask"], "unknown --backend 'dask'"),
 ])
 def test_bad_sweep_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, spec_text, argv_extra, message):
@@ -76,7 +76,7 @@ def test_phase_plot_writes_pngs_and_rejects_bad_input(sweep_dir, tmp_path, capsy
     assert main(["phase", "plot", str(tmp_path), "--out", str(tmp_path / "y.png")]) == 2
     assert main(["phase", "summary", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err
-    assert "--out must be a .png file" in err and "is not a sweep directory" in err
+    assert "--out must be a .png file" in err and "not a `memlab sweep run` sweep" in err
     assert not (tmp_path / "x.pdf").exists() and not (tmp_path / "y.png").exists()
 
 
