@@ -8,6 +8,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from memlab.io import read_json
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m memlab.demo")
@@ -33,9 +35,14 @@ def main(argv=None) -> int:
         if run_demo_phase is not None:
             print("[demo] small GMM phase diagram (mixture estimator, a few sizes and seeds)", file=sys.stderr)
             written += list(run_demo_phase(out))  # writes out/phase_gmm
+            written += sorted((out / "phase_gmm").glob("phase_summary_*.json"))
     print(f"\n[demo] outputs are in {out}:", file=sys.stderr)
     for p in written:
         print(f"  {p}", file=sys.stderr)
+    for p in (p for p in written if p.name.startswith("phase_summary_")):  # repeated last, where it is seen
+        note = read_json(p).get("convergence_note")
+        if note:
+            print(f"[demo] {p.name}: {note}", file=sys.stderr)
     return 0
 
 

@@ -81,15 +81,33 @@ def load_npy(path: Path) -> np.ndarray:
     return np.load(Path(path), allow_pickle=False)
 
 
-def pyplot():
-    """matplotlib.pyplot on the Agg backend (files only, no display needed), imported on first use so
-    that commands which draw nothing never import matplotlib."""
-    import matplotlib
+def new_figure(figsize: tuple[float, float] = (6.4, 4.8), nrows: int = 1, ncols: int = 1, **subplots_kw):
+    """(fig, axes): a matplotlib Figure on its own Agg canvas and `fig.subplots(nrows, ncols, **subplots_kw)`.
+    No pyplot: the process-wide backend and pyplot's figure registry stay as they are, and nothing needs
+    closing. Constrained layout, so titles, colorbars and legends outside the axes get room."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    fig = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, **subplots_kw)
 
-    return plt
+
+def legend_outside(ax, fontsize: float = 7, **kw):
+    """The legend of `ax` to the right of its axes, where it covers no data."""
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=fontsize, **kw)
+
+
+def shifted(ax, points: float, x_S=(), y_S=(), base=None):
+    """A transform that draws `points` to the right of where `base` (default ax.transData) would: side by
+    side, series that share x values no longer hide each other. (x_S, y_S) join the data limits, which
+    autoscaling would skip for an artist drawn with a transform of its own."""
+    import numpy as np
+    from matplotlib.transforms import ScaledTranslation
+
+    if len(x_S):
+        ax.update_datalim(np.column_stack([np.asarray(x_S, float), np.asarray(y_S, float)]))
+    return (base or ax.transData) + ScaledTranslation(points / 72, 0, ax.figure.dpi_scale_trans)
 
 
 def save_figure(fig, path: Path, dpi: int = 130) -> None:
