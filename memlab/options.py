@@ -211,9 +211,10 @@ def _norm(v):
     return v
 
 
-def from_dict(cls, values: dict[str, Any], where: str = "config"):
+def from_dict(cls, values: dict[str, Any], where: str = "config", *, qualify: bool = False):
     """Build dataclass `cls` from a mapping (lists become tuples where the field is a tuple, nested dicts
-    nested configs), naming unknown keys and their allowed values."""
+    nested configs), naming unknown keys and their allowed values. qualify: a bad field is named with
+    `where` ("[train] lr must be ...") for tables that no flag stands for (sweep specs, saved configs)."""
     if not isinstance(values, dict):
         raise UsageError(f"{where} must be a table of {cls.__name__} fields, got {type(values).__name__}")
     names = {f.name for f in dataclasses.fields(cls)}
@@ -226,6 +227,10 @@ def from_dict(cls, values: dict[str, Any], where: str = "config"):
         return cls(**vals)
     except TypeError as e:
         raise UsageError(f"invalid {where}: {e}") from None
+    except FieldError as e:
+        if qualify:
+            raise e.renamed(f"{where} {e.field}") from None
+        raise
 
 
 def _coerce(hint, value, where: str):

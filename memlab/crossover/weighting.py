@@ -36,6 +36,8 @@ def parse_weighting(text: str, n_levels: int):
         return text
     try:
         values = tuple(float(v) for v in text.split(","))
+        if len(values) == 1:
+            raise ValueError(text)  # one number is neither a name nor a list
     except ValueError:
         raise UsageError(f"unknown weighting {text!r}; allowed: {', '.join(WEIGHTINGS)}, "
                          f"or a comma-separated list of {n_levels} non-negative numbers") from None

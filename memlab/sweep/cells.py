@@ -23,7 +23,7 @@ def resolve_train(fields: dict[str, Any]) -> dict[str, Any]:
     """Validate TrainConfig fields and fill in the defaults (the resolved config hashed into cell ids)."""
     from memlab.diffusion.run import TrainConfig
 
-    return dataclasses.asdict(from_dict(TrainConfig, fields, "[train]"))
+    return dataclasses.asdict(from_dict(TrainConfig, fields, "sweep spec [train]", qualify=True))
 
 
 def train_cell(data_cfg: DataConfig, train_fields: dict[str, Any], out_dir: Path | None, resume: bool) -> dict:
@@ -47,7 +47,7 @@ def resolve_predict(fields: dict[str, Any], train: dict[str, Any], data_cfg: Dat
         values["time_points"] = int(train["grid_points"])
     if "grid" not in values:
         values["grid"] = min(CrossoverConfig.grid, data_cfg.n_train)
-    cfg = from_dict(CrossoverConfig, values, "[predict]")
+    cfg = from_dict(CrossoverConfig, values, "sweep spec [predict]", qualify=True)
     cfg.check_against(data_cfg)
     return dataclasses.asdict(cfg)
 

@@ -115,7 +115,7 @@ def parse_data(table: dict) -> tuple[DataConfig, ...]:
         values = dict(fixed, **dict(zip(axes, combo)))
         if values.get("dataset", "gmm") == "templates":
             values.pop("dim", None)  # templates have their own dimension C*H*W
-        configs.append(from_dict(DataConfig, values, "[data]"))
+        configs.append(from_dict(DataConfig, values, "sweep spec [data]", qualify=True))
     return tuple(dict.fromkeys(configs))  # a templates grid over dim would repeat configs
 
 
