@@ -22,8 +22,8 @@ from memlab.iar.ablate import AblateConfig, AblationData, config_dict, run_ablat
 from memlab.iar.extract import ExtractConfig, extract, tokenize_all
 from memlab.iar.interface import IARModel
 from memlab.iar.quality import QualityConfig
-from memlab.iar.unitmem import UnitMemConfig, aggregate, compute_unitmem, top_count, unit_scores
-from memlab.io import read_json, save_npy, write_json, write_parquet, write_text
+from memlab.iar.unitmem import UnitMemConfig, aggregate, compute_unitmem, resume_point, top_count, unit_scores
+from memlab.io import read_json, read_parquet, save_npy, write_json, write_parquet, write_text
 from memlab.rundir import RunDir
 
 
@@ -62,6 +62,7 @@ def localize(model: IARModel, data: RunData, cfg: UnitMemConfig, out: Path | Run
              show: Show = None) -> dict:
     rd = _rundir(out, "iar-localize")
     out = rd.path
+    resume_point(model, cfg, data.train_ids, rd.state)  # damaged running sums fail before anything is written
     rd.start({"unitmem": asdict(cfg)})
     # state/ keeps the running sums, so an interrupted UnitMem pass resumes where it stopped
     table = compute_unitmem(model, data.train_images, data.train_labels, data.train_ids, cfg, progress,
@@ -135,7 +136,7 @@ def load_units(model: IARModel, data: RunData, localize_dir: Path, progress: boo
     if not path.is_file():
         localize_dir.mkdir(parents=True, exist_ok=True)
         localize(model, data, UnitMemConfig(), localize_dir, progress, show)
-    return unit_scores(pd.read_parquet(path))
+    return unit_scores(read_parquet(path, what="UnitMem table"))
 
 
 def ablation(model: IARModel, data: RunData, units: pd.DataFrame, cfg: AblateConfig, ext_cfg: ExtractConfig,

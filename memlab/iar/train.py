@@ -18,7 +18,7 @@ from diffusers.optimization import get_cosine_schedule_with_warmup
 from tqdm import tqdm
 
 from memlab.errors import UsageError
-from memlab.iar.checkpoint import latest_epoch, load_stage, save_stage
+from memlab.iar.checkpoint import latest_epoch, load_pretrained, load_stage, save_stage
 from memlab.iar.config import RunConfig
 from memlab.iar.data import image_set_tensors
 from memlab.iar.figures import plot_curves, plot_samples
@@ -182,7 +182,7 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: b
             save_stage(st.dir, ep + 1, st.module, st.opt, st.sched)
             bar.set_postfix(mse=f"{row['train_mse']:.4f}", codes=row["codes_used"])
         st.finish(run)
-    tok = ImageTokenizer.from_pretrained(run / "tokenizer", low_cpu_mem_usage=False).eval()
+    tok = load_pretrained(ImageTokenizer, run / "tokenizer", "tokenizer").eval()
 
     # --- stage 2: the IAR model on the frozen tokenizer's tokens ---
     with torch.no_grad():

@@ -102,6 +102,12 @@ def _save(stats: UnitStats, directory: Path, fingerprint: dict, next_start: int)
              **{f"sums_{i}": s.numpy() for i, s in enumerate(stats.sums.values())})
 
 
+def resume_point(model: IARModel, cfg: UnitMemConfig, image_ids: np.ndarray, directory: Path) -> int:
+    """The first image an interrupted pass saved in `directory` still has to do (0: start over), read
+    without changing anything: a damaged state file fails here, before a caller writes."""
+    return _resume(UnitStats(model, len(image_ids)), directory, _fingerprint(model, cfg, image_ids))
+
+
 def _resume(stats: UnitStats, directory: Path, fingerprint: dict) -> int:
     """Load saved sums into `stats`; -> the first image still to do (0 when nothing matches). A damaged
     state file is a UsageError naming it."""

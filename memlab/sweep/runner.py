@@ -155,6 +155,9 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, *, backend: str = "local", w
     rd, mode = RunDir.open(out_dir, "sweep", resume=resume, continue_same=True)
     store = SweepStore(out_dir)
     store.check_spec(spec.to_json())
+    store.table()  # every saved row file and prediction is read once: damage fails here, before any write
+    for cfg in spec.data:
+        store.read_prediction(data_key(cfg))
 
     if mode == "fresh" or not rd.config_file.is_file():  # a sweep from before run kinds gains its config.json
         rd.start({"spec": spec.to_json(), "source": spec.source})

@@ -233,12 +233,11 @@ for _cmd, _flags in (("localize", LOC), ("extract", EXT), ("ablate", ABL)):
 
 # --- corrupt files of every saved format ----------------------------------------------------------------
 
-# a malformed TOML as --config, on every command
+# a malformed TOML as --config, on every command that has options (`sweep template` has none)
 CONFIG_ARGV: dict[str, Callable[[Ctx], list[str]]] = {
     "crossover predict": lambda c: [*CP],
     "train": lambda c: ["train", *TR, "--out", c.p("run")],
     "sweep run": lambda c: ["sweep", "run", c.spec(), "--out", c.p("sw"), "--workers", "1"],
-    "sweep template": lambda c: ["sweep", "template"],
     "phase summary": lambda c: ["phase", "summary", str(c.sweep()), "--boot", "20"],
     "phase plot": lambda c: ["phase", "plot", str(c.sweep()), "--out", c.p("fig.png"), "--boot", "20"],
     "iar train": lambda c: ["iar", "train", *IT, "--out", c.p("run")],
@@ -376,21 +375,21 @@ _RERUN = lambda c: ["sweep", "run", c.spec(), "--out", str(c.sweep()), "--worker
 
 case("corrupt", "phase-summary-rows-parquet-truncated", _SUMMARY,
      prepare=_damage(_rows_file, mf.truncate), names=["<damaged>"])
-case("corrupt", "phase-summary-spec.json-garbage", _SUMMARY,
-     prepare=lambda c: mf.garble(c.sweep() / "spec.json"), names=["spec.json"])
+case("corrupt", "phase-summary-config.json-garbage", _SUMMARY,
+     prepare=lambda c: mf.garble(c.sweep() / "config.json"), names=["config.json"])
 case("corrupt", "phase-summary-prediction-json-truncated", _SUMMARY,
      prepare=_damage(_prediction_file, mf.truncate), names=["<damaged>"])
 case("corrupt", "phase-plot-rows-parquet-garbage", _PLOT,
      prepare=_damage(_rows_file, mf.garble), names=["<damaged>"])
 case("corrupt", "sweep-run-resume-rows-parquet-truncated", _RERUN,
      prepare=_damage(_rows_file, mf.truncate), names=["<damaged>"])
-case("corrupt", "sweep-run-resume-spec.json-garbage", _RERUN,
-     prepare=lambda c: mf.garble(c.sweep() / "spec.json"), names=["spec.json"])
+case("corrupt", "sweep-run-resume-config.json-garbage", _RERUN,
+     prepare=lambda c: mf.garble(c.sweep() / "config.json"), names=["config.json"])
 case("corrupt", "sweep-run-resume-prediction-json-truncated", _RERUN,
      prepare=_damage(_prediction_file, mf.truncate), names=["<damaged>"])
-case("corrupt", "sweep-run--resume--out-spec.json-garbage",
+case("corrupt", "sweep-run--resume--out-config.json-garbage",
      lambda c: ["sweep", "run", "--resume", "--out", str(c.sweep()), "--workers", "1"],
-     prepare=lambda c: mf.garble(c.sweep() / "spec.json"), names=["spec.json"], forbid=NEW_INTERFACE)
+     prepare=lambda c: mf.garble(c.sweep() / "config.json"), names=["config.json"], forbid=NEW_INTERFACE)
 
 
 def _image_folder(c: Ctx) -> str:
