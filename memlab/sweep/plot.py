@@ -7,7 +7,8 @@
 - agreement: predicted against observed transition for every data configuration, with the diagonal.
 
 Every figure names the prediction's weighting in its title, keeps its legends outside the axes, and says
-at the bottom which configurations had not converged (sweep.table.convergence_note)."""
+at the bottom which configurations had not converged (sweep.table.convergence_note), or how little the
+ratio still moved when all had."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from matplotlib.patches import Patch
 
 from memlab.io import legend_outside, new_figure, save_figure, shifted
 from memlab.sweep.phase import BAD_STATUS, losses_at, reference_losses_at
-from memlab.sweep.table import convergence_note, data_label, weighting_name
+from memlab.sweep.table import convergence_line, data_label, weighting_name
 
 _MARKERS = "osD^vP*X"
 
@@ -161,9 +162,11 @@ def agreement_panel(ax, summary: list[dict]) -> None:
         ax.errorbar([px], [oy], xerr=_bars([px], [pred["interval"]]), yerr=_bars([oy], [obs["interval"]]),
                     fmt=marker, ms=6, mfc="none", mew=1.5, capsize=2, color=c, transform=shifted(ax, dx),
                     label=_label(rec))
-    vals = [v for r in summary for v in (r["predicted"].get("m_over_n"), r["observed"].get("m_over_n"))
-            if v is not None]
-    lo, hi = 0.0, max([1.0] + [v * 1.1 for v in vals])
+    # zoomed on the drawn points and their intervals (square, so the diagonal stays at 45 degrees)
+    drawn = [r for r in summary if None not in (r["predicted"].get("m_over_n"), r["observed"].get("m_over_n"))]
+    vals = [v for r in drawn for v in (r["predicted"]["m_over_n"], r["observed"]["m_over_n"],
+                                        *r["predicted"]["interval"], *r["observed"]["interval"]) if v is not None]
+    lo, hi = (max(0.0, min(vals) - 0.05), max(vals) + 0.05) if vals else (0.0, 1.0)
     ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="observed = predicted")
     ax.set(xlim=(lo, hi), ylim=(lo, hi), xlabel=f"predicted M*/N ({weighting_name(summary)} weighting)",
            ylabel="observed transition M/N",
@@ -175,9 +178,9 @@ def _decorate(fig, summary: list[dict], width: int) -> None:
     families = sorted({data_label(r) for r in summary})
     fig.suptitle(textwrap.fill(f"{', '.join(families) or 'sweep'}: observed transition vs crossover predicted "
                                f"under {weighting_name(summary)} weighting", width))
-    note = convergence_note(summary)
-    if note:
-        fig.supxlabel(textwrap.fill(note, int(width * 1.4)), color="tab:red", fontsize=8)
+    line = convergence_line(summary)
+    if line:
+        fig.supxlabel(textwrap.fill(line[0], int(width * 1.4)), color="0.35" if line[1] else "tab:red", fontsize=8)
 
 
 def sweep_figure(table: pd.DataFrame, summary: list[dict], predictions: dict, t: float = 0.5):

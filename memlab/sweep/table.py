@@ -35,11 +35,17 @@ def unconverged(summary: list[dict], tol: float = CONVERGED_CHANGE) -> list[dict
     return [r for r in summary if (r["observed"].get("max_change_last_checkpoint") or 0.0) > tol]
 
 
+def largest_change(summary: list[dict]) -> float | None:
+    """The largest `max_change_last_checkpoint` of a summary (None when no configuration records one)."""
+    known = [r["observed"]["max_change_last_checkpoint"] for r in summary
+             if r["observed"].get("max_change_last_checkpoint") is not None]
+    return max(known) if known else None
+
+
 def converged(summary: list[dict], tol: float = CONVERGED_CHANGE) -> bool | None:
     """False when a configuration had not converged, True when every known change is within `tol`, None
     when no configuration records one (runs without checkpoints)."""
-    known = [r for r in summary if r["observed"].get("max_change_last_checkpoint") is not None]
-    return None if not known else not unconverged(summary, tol)
+    return None if largest_change(summary) is None else not unconverged(summary, tol)
 
 
 def convergence_note(summary: list[dict], tol: float = CONVERGED_CHANGE) -> str | None:
@@ -51,6 +57,18 @@ def convergence_note(summary: list[dict], tol: float = CONVERGED_CHANGE) -> str 
                       for r in bad)
     return (f"not converged: the memorization ratio still moved by more than {tol:g} between the last two "
             f"checkpoints in {len(bad)} of {len(summary)} configurations: {names}")
+
+
+def convergence_line(summary: list[dict], tol: float = CONVERGED_CHANGE) -> tuple[str, bool] | None:
+    """(text, converged) for the foot of a figure: the note when a configuration had not converged, else how
+    little the ratio still moved; None when no configuration records a change."""
+    note, change = convergence_note(summary, tol), largest_change(summary)
+    if note:
+        return note, False
+    if change is None:
+        return None
+    text = f"converged: the memorization ratio moved by at most {change:.3f} between the last two checkpoints"
+    return f"{text} (tolerance {tol:g})", True
 
 
 def convergence(summary: list[dict], tol: float = CONVERGED_CHANGE) -> dict:

@@ -100,4 +100,7 @@ def test_demo_is_quiet_about_convergence_when_the_cells_stopped_moving(tmp_path,
     assert "not converged" not in capsys.readouterr().err
     saved = json.loads((tmp_path / "phase_gmm" / "phase_summary_eps.json").read_text())
     assert saved["converged"] is True and saved["convergence_note"] is None
+    table, predictions, summary = summarize_dir(tmp_path / "phase_gmm", n_boot=50)
+    footnote = sweep_figure(table, summary, predictions)._supxlabel.get_text()
+    assert footnote.startswith("converged: the memorization ratio moved by at most 0.010")
     assert converged(sweep[2]) is None  # no checkpoints recorded: unknown, not "converged"
