@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.patches import Patch
 
 from memlab.io import legend_outside, new_figure, save_figure, shifted
 
@@ -74,6 +73,9 @@ _CONDITIONS = {"top": ("tab:red", "o-", -3), "random": ("tab:gray", "s--", 0), "
 def ablation_figure(df: pd.DataFrame, factor: float):
     """Extracted count, Frechet distance and held-out NLL against k for top / random / bottom edits,
     each mean +- one standard deviation over its draws; one legend for the three panels."""
+    # imported here: importing this module (every IAR command does) needs no matplotlib
+    from matplotlib.patches import Patch
+
     metrics = [("n_extracted", "extracted images"), ("fd", "Frechet distance"), ("nll", "held-out NLL (nats/token)")]
     fig, axes = new_figure((13, 3.6), 1, 3)
     base = df[df["condition"] == "baseline"].iloc[0]
