@@ -72,10 +72,14 @@ from_dict = options_from_dict  # re-exported: configs are built from mappings in
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
+    """The tables of a TOML config file; a missing, unreadable, non-UTF-8 or malformed file is a UsageError."""
+    from memlab.io import read_text
+
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"config file does not exist: {p}")
+    text = read_text(p, "config file")
     try:
-        return tomllib.loads(p.read_text())
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise UsageError(f"malformed TOML in {p}: {e}") from None

@@ -1,4 +1,5 @@
-"""Atomic writes: a crashed or interrupted job never leaves a half-written file behind."""
+"""Atomic writes: a crashed or interrupted job never leaves a half-written file behind. Checked reads: a
+missing or damaged file is a UsageError whose one line names the file and what is wrong."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from memlab.errors import UsageError
 
 
 _UMASK = os.umask(0)
@@ -57,8 +60,93 @@ def write_json(path: Path, obj: Any) -> None:
     _atomic(Path(path), lambda f: f.write(text))
 
 
+def error_reason(exc: BaseException) -> str:
+    """What is wrong, for a one-line message: the first line of the innermost exception in the chain of
+    causes (libraries wrap the specific error in a generic one), or its type name if it says nothing."""
+    while True:
+        inner = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+        if inner is None:
+            break
+        exc = inner
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    # "Error(s) in loading state_dict for X:" says what follows on the next line
+    return f"{lines[0]} {lines[1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
+
+
+def _unreadable(p: Path, what: str, e: OSError) -> UsageError:
+    if isinstance(e, FileNotFoundError):
+        return UsageError(f"{what} {p} does not exist")
+    return UsageError(f"cannot read {what} {p}: {e.strerror or error_reason(e)}")
+
+
+def _read_bytes(p: Path, what: str) -> bytes:
+    try:
+        return p.read_bytes()
+    except OSError as e:
+        raise _unreadable(p, what, e) from None
+
+
+def _not_utf8(e: UnicodeDecodeError) -> str:
+    return f"not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})"
+
+
+def read_text(path: Path, what: str = "file") -> str:
+    """The UTF-8 text of `path`; a missing, unreadable or non-UTF-8 file is a UsageError naming it."""
+    p = Path(path)
+    try:
+        return _read_bytes(p, what).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{what} {p} is {_not_utf8(e)}") from None
+
+
 def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())
+    """The JSON value in `path`; a missing, unreadable or malformed file is a UsageError (a ValueError) naming
+    it, so the CLI prints one line."""
+    p = Path(path)
+    data = _read_bytes(p, "JSON file")
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise UsageError(f"malformed JSON in {p}: {_not_utf8(e)}") from None
+    except json.JSONDecodeError as e:
+        raise UsageError(f"malformed JSON in {p}: {e}") from None
+
+
+def read_npz(path: Path, what: str = "npz file") -> dict[str, np.ndarray]:
+    """All arrays of a pickle-free .npz, loaded eagerly; a missing or damaged file is a UsageError naming it."""
+    import zipfile
+    import zlib
+
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise _unreadable(p, what, e) from None
+    if magic != b"PK\x03\x04":  # np.load would read anything else as .npy or as (refused) pickle data
+        raise UsageError(f"damaged {what} {p}: not an npz (zip) archive")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise UsageError(f"damaged {what} {p}: {error_reason(e)}") from None
+
+
+def read_parquet(path: Path, columns: list[str] | None = None, what: str = "parquet file"):
+    """A pandas DataFrame from `path` (all columns, or `columns`, which must exist); a missing or damaged
+    file is a UsageError naming it."""
+    import pandas as pd
+    import pyarrow as pa
+
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"{what} {p} does not exist or is not a file")
+    try:
+        return pd.read_parquet(p, columns=columns)
+    except (OSError, ValueError, KeyError, pa.ArrowException) as e:
+        raise UsageError(f"damaged {what} {p}: {error_reason(e)}") from None
 
 
 def write_text(path: Path, text: str) -> None:

@@ -4,7 +4,6 @@ approximations beside the Monte Carlo answer."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -13,7 +12,6 @@ from memlab.crossover import approximations as approx
 from memlab.crossover.config import CrossoverConfig  # noqa: F401  (re-exported API)
 from memlab.crossover.losses import LossTable, m_grid, monte_carlo_losses
 from memlab.crossover.weighting import weights
-from memlab.errors import UsageError
 
 
 def crossing(m_G: np.ndarray, diff_G: np.ndarray) -> float:
@@ -88,22 +86,23 @@ def _approximations(dataset, table: LossTable, w_T: np.ndarray, m_star_mc: float
 
 
 def predict(data_cfg: DataConfig, cfg: CrossoverConfig | None = None, dataset=None, progress=None) -> dict:
-    """Run the whole prediction. Returns a JSON-ready dict (losses in x0 units, summed over coordinates)."""
+    """Run the whole prediction. Returns a JSON-ready dict (losses in x0 units, summed over coordinates).
+    cfg.x64 computes the Monte Carlo losses in float64 inside a scope: the process's precision is left as it
+    was (and without it they are float32 even in a process that runs in float64)."""
     cfg = cfg or CrossoverConfig()
     cfg.check_against(data_cfg)
     dataset = dataset if dataset is not None else load_dataset(data_cfg)
     import jax.numpy as jnp
 
-    from memlab.diffusion.precision import enable_x64
+    from memlab.diffusion.precision import x64
     from memlab.diffusion.process import default_grid
 
-    if cfg.x64:
-        enable_x64(True)
     dtype = jnp.float64 if cfg.x64 else jnp.float32
     N = dataset.n_train
     t_T = default_grid(cfg.time_points)
     m_G = m_grid(N, cfg.grid, cfg.grid_spacing)
-    table = monte_carlo_losses(dataset, t_T, m_G, cfg.draws, cfg.repeats, cfg.seed, dtype, progress=progress)
+    with x64(cfg.x64):  # the only JAX work; the table it returns is numpy
+        table = monte_carlo_losses(dataset, t_T, m_G, cfg.draws, cfg.repeats, cfg.seed, dtype, progress=progress)
     w_T = weights(cfg.weighting, t_T)
 
     pmem_GxT = table.pmem_GxNxT.mean(1)

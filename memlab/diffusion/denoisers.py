@@ -3,7 +3,7 @@
 - `memorizing`: posterior mean of the empirical distribution of the training points (theta_mem); applied to
   a subset of M points it is theta_pmem(M).
 - `gmm_posterior_mean` / `template_posterior_mean`: posterior mean of the true distribution (theta_star).
-All use log-sum-exp softmax; pass float64 arrays after `precision.enable_x64()` for double precision.
+All use log-sum-exp softmax; pass float64 arrays inside `with precision.x64():` for double precision.
 """
 
 from __future__ import annotations
