@@ -214,7 +214,7 @@ def _norm(v):
 def from_dict(cls, values: dict[str, Any], where: str = "config", *, qualify: bool = False):
     """Build dataclass `cls` from a mapping (lists become tuples where the field is a tuple, nested dicts
     nested configs), naming unknown keys and their allowed values. qualify: a bad field is named with
-    `where` ("[train] lr must be ...") for tables that no flag stands for (sweep specs, saved configs)."""
+    `where` ("sweep spec [train]: lr must be ...") for tables that no flag stands for (sweep specs, saved configs)."""
     if not isinstance(values, dict):
         raise UsageError(f"{where} must be a table of {cls.__name__} fields, got {type(values).__name__}")
     names = {f.name for f in dataclasses.fields(cls)}
@@ -229,7 +229,7 @@ def from_dict(cls, values: dict[str, Any], where: str = "config", *, qualify: bo
         raise UsageError(f"invalid {where}: {e}") from None
     except FieldError as e:
         if qualify:
-            raise e.renamed(f"{where} {e.field}") from None
+            raise UsageError(f"{where}: {e}") from None
         raise
 
 

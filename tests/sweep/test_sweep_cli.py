@@ -31,7 +31,7 @@ def test_template_is_printed_and_valid(capsys):
 @pytest.mark.parametrize("spec_text, argv_extra, message", [
     ('name = "x"\n[data]\ndim = 3\n[model]\nsizes = [0.5]\nkind = "cnn"\n', [], "unknown model.kind 'cnn'"),
     ('name = "x"\n[data]\ndim = 3\n[model]\nsizes = [0.5]\n[train]\nsteps = -1\n', [], "steps must be an integer >= 0"),
-    ('name = "x"\n[data]\ndim = 3\n[model]\nsizes = [0.5]\n[train]\nfoo = 1\n', [], "unknown key 'foo' in [train]"),
+    ('name = "x"\n[data]\ndim = 3\n[model]\nsizes = [0.5]\n[train]\nfoo = 1\n', [], "unknown key 'foo' in sweep spec [train]"),
     ('name = "x"\n[data]\ndim = 3\n[model]\nsizes = [0.5]\n', ["--workers", "0"], "--workers must be an integer >= 1"),
     ('name = "x"\n[data]\ndim = 3\n[model]\nsizes = [0.5]\n', ["--backend", "dask"], "unknown --backend 'dask'"),
 ])
