@@ -10,6 +10,8 @@ Specs: `shapes` (procedural coloured shapes), `digits` (scikit-learn's bundled 8
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,6 +138,11 @@ def _resize_rgb(imgs: np.ndarray, size: int) -> np.ndarray:
     return np.stack([np.stack([_resize(im[..., c], size, size) for c in range(3)], -1) for im in imgs]).astype(np.float32)
 
 
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
+
+
 def load_folder_images(path: str, size: int) -> tuple[np.ndarray, np.ndarray, list[str], tuple[str, ...]]:
     root = Path(path)
     if not root.is_dir():
@@ -144,13 +151,19 @@ def load_folder_images(path: str, size: int) -> tuple[np.ndarray, np.ndarray, li
     if not files:
         raise DataError(f"image folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     try:
-        from PIL import Image
+        from PIL import Image, UnidentifiedImageError
+        from PIL.Image import DecompressionBombError
     except ImportError:
         raise DataError("image set 'folder:' needs Pillow (pip install pillow)") from None
     arrays, shapes = [], set()
     for f in files:
-        with Image.open(f) as im:
-            a = np.asarray(im.convert("RGB"))
+        try:
+            with Image.open(f) as im:
+                a = np.asarray(im.convert("RGB"))
+        except UnidentifiedImageError:
+            raise DataError(f"cannot read image {f}: not an image file Pillow can read") from None
+        except (OSError, SyntaxError, ValueError, DecompressionBombError) as e:  # Pillow's damaged-file errors
+            raise DataError(f"cannot read image {f}: {_first_line(e)}") from None
         shapes.add(a.shape[:2])
         arrays.append(a)
     if len(shapes) > 1:
@@ -166,6 +179,8 @@ def load_npz_images(path: str, size: int) -> tuple[np.ndarray, np.ndarray, list[
     p = Path(path)
     if not p.is_file():
         raise DataError(f"npz file does not exist: {path}")
+    if not zipfile.is_zipfile(p):  # np.load would read it as .npy or (refused) pickle data
+        raise DataError(f"cannot read {path}: not an .npz (zip) archive, or a truncated one")
     try:
         with np.load(p, allow_pickle=False) as z:
             if "images" not in z:
@@ -173,10 +188,10 @@ def load_npz_images(path: str, size: int) -> tuple[np.ndarray, np.ndarray, list[
             imgs = _to_rgb01(z["images"], path)
             labels = np.asarray(z["labels"], np.int64) if "labels" in z else np.zeros(len(imgs), np.int64)
             ids = [str(s) for s in z["ids"]] if "ids" in z else [f"{p.stem}/{i:05d}" for i in range(len(imgs))]
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
         if isinstance(e, DataError):
             raise
-        raise DataError(f"cannot read {path} as a pickle-free .npz: {e}") from None
+        raise DataError(f"cannot read {path} as a pickle-free .npz: {_first_line(e)}") from None
     if len(imgs) == 0:
         raise DataError(f"{path} holds no images")
     if len(labels) != len(imgs) or len(ids) != len(imgs):

@@ -24,16 +24,16 @@ def read_run_config(path: str | Path) -> RunConfig:
     cfg_file = run / "config.json"
     if not cfg_file.is_file():
         raise UsageError(f"{run} is not an IAR run directory (no config.json); create one with `memlab iar train --out {run}`")
-    try:
-        raw = read_json(cfg_file)
-    except ValueError as e:
-        raise UsageError(f"malformed {cfg_file}: {e}") from None
+    raw = read_json(cfg_file)  # damage is a UsageError naming the file
+    if not isinstance(raw, dict):
+        raise UsageError(f"malformed {cfg_file}: expected a JSON object, got {type(raw).__name__}")
     return RunConfig.from_dict(raw, str(cfg_file))
 
 
 def load_run(path: str | Path):
     """-> IARModel (NextScaleTransformer / RasterTransformer / MaskedTokenModel) with its tokenizer, in eval
-    mode, on CPU."""
+    mode, on CPU. Damaged weights (truncated, overwritten, another model's) are a UsageError naming them."""
+    from memlab.iar.checkpoint import load_pretrained
     from memlab.iar.models import MODEL_CLASSES
     from memlab.iar.tokenizer import ImageTokenizer
 
@@ -43,11 +43,8 @@ def load_run(path: str | Path):
         if not (run / part / "config.json").is_file():
             raise UsageError(f"{run} has no trained {part} yet (missing {run / part}); finish it with "
                              f"`memlab iar train --out {run} --resume`")
-    try:
-        tok = ImageTokenizer.from_pretrained(run / "tokenizer", low_cpu_mem_usage=False)
-        model = MODEL_CLASSES[cfg.train.arch].from_pretrained(run / "model", low_cpu_mem_usage=False)
-    except (OSError, ValueError, KeyError) as e:
-        raise UsageError(f"cannot load the checkpoint in {run}: {str(e).splitlines()[0]}") from None
+    tok = load_pretrained(ImageTokenizer, run / "tokenizer", "tokenizer")
+    model = load_pretrained(MODEL_CLASSES[cfg.train.arch], run / "model", "model")
     model.attach_tokenizer(tok.eval())
     return model.eval()
 
