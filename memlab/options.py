@@ -110,15 +110,14 @@ class Section:
         return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
-def add_section(parser: argparse.ArgumentParser, section: Section, defaults: dict | None = None) -> None:
+def add_section(parser: argparse.ArgumentParser, section: Section) -> None:
     """Add one flag per field of `section` (default None: 'not given'; help states the real default once)."""
     g = parser.add_argument_group(section.title or section.name)
-    shown_defaults = defaults or {}
     for f, hint in section.fields():
         meta = f.metadata
         typ, extra = _parser_for(hint, meta)
         default = f.default if f.default is not MISSING else f.default_factory()
-        shown = shown_defaults.get(f.name) or meta.get("shown") or _show(default)
+        shown = meta.get("shown") or _show(default)
         text = meta.get("help", "")
         if meta.get("unit"):
             text += f" [{meta['unit']}]"
@@ -127,8 +126,7 @@ def add_section(parser: argparse.ArgumentParser, section: Section, defaults: dic
         if typ is not None:
             kwargs["type"] = typ
             kwargs["metavar"] = meta.get("metavar") or _metavar(typ, meta)
-        parser_flags = [section.flag(f)]
-        g.add_argument(*parser_flags, **kwargs)
+        g.add_argument(section.flag(f), **kwargs)
 
 
 def add_config_flag(parser: argparse.ArgumentParser, sections: list[str]) -> None:
