@@ -13,7 +13,6 @@ import numpy as np
 
 from memlab.errors import UsageError
 
-
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 

@@ -4,7 +4,6 @@ approximations beside the Monte Carlo answer."""
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from memlab.config import DataConfig, load_dataset, to_dict

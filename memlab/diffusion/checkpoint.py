@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import sys
 import types
 from pathlib import Path
@@ -22,10 +23,11 @@ from memlab.io import error_reason
 @contextlib.contextmanager
 def _quiet_failed_reads():
     """Keep a failed restore to its one exception. orbax reads the arrays in tasks of a private event loop and
-    closes that loop when the first read fails, leaving the other reads behind: each later prints a traceback
-    to stderr, as tensorstore completes it into the closed loop ('Event loop is closed') or as the garbage
-    collector closes it (orbax's `except BaseException` turns GeneratorExit into an error). While the restore
-    runs, those two reports are dropped; after a failure, what is left on closed loops is settled."""
+    closes that loop when the first read fails, leaving the other reads behind. Each would later print a
+    traceback to stderr: as tensorstore completes it into the closed loop ('Event loop is closed'), as the
+    garbage collector closes it (orbax's `except BaseException` turns GeneratorExit into an error), or as
+    asyncio reports a read that failed too ('Task exception was never retrieved'). While the restore runs,
+    those reports are dropped; after a failure, what is left on closed loops is settled."""
     previous = sys.unraisablehook
 
     def hook(report):
@@ -34,7 +36,13 @@ def _quiet_failed_reads():
         if not (stray_read or closed_loop):
             previous(report)
 
+    def unretrieved_read(record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("exception was never retrieved" in message and "orbax" in message)
+
+    asyncio_log = logging.getLogger("asyncio")
     sys.unraisablehook = hook
+    asyncio_log.addFilter(unretrieved_read)
     try:
         yield
     except Exception:
@@ -42,12 +50,14 @@ def _quiet_failed_reads():
         raise
     finally:
         sys.unraisablehook = previous
+        asyncio_log.removeFilter(unretrieved_read)
 
 
 def _settle_closed_loop() -> None:
     """Futures and tasks of a closed event loop can never run again: settle them now, quietly."""
     for obj in gc.get_objects():
-        if not (isinstance(obj, asyncio.Future) and obj.get_loop().is_closed()):
+        # type(), not isinstance(): that would also ask lazy module proxies for __class__ (torch warns)
+        if not (issubclass(type(obj), asyncio.Future) and obj.get_loop().is_closed()):
             continue
         obj.get_loop().call_soon_threadsafe = lambda *args, **kwargs: None  # late tensorstore completions
         if obj.done():

@@ -59,7 +59,7 @@ def load_pretrained(cls, directory: Path, what: str = "weights"):
     missing = info.get("missing_keys") or []
     if missing:
         raise UsageError(f"cannot load the {what} {weights}: it lacks {len(missing)} parameters of "
-                         f"{cls.__name__} (e.g. {sorted(missing)[0]}): weights of another model")
+                         f"{cls.__name__} (e.g. {min(missing)}): weights of another model")
     return module
 
 

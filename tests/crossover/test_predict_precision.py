@@ -14,7 +14,7 @@ from memlab.diffusion.run import TrainConfig, train_and_evaluate
 from memlab.io import load_npy
 
 DATA = DataConfig(dim=4, components=2, n_train=20, n_test=50, seed=0)
-TINY = dict(draws=4, repeats=2, grid=5, bootstrap=10)
+TINY = {"draws": 4, "repeats": 2, "grid": 5, "bootstrap": 10}
 
 
 @pytest.fixture

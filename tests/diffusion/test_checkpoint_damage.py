@@ -3,7 +3,6 @@ with nothing else on stderr (orbax's stranded reads stay quiet) and nothing writ
 of such a run exits 2 with that one line."""
 
 import gc
-import os
 import shutil
 import sys
 import time
@@ -16,17 +15,7 @@ import pytest
 from memlab.cli import main
 from memlab.diffusion.checkpoint import Checkpoints
 from memlab.errors import UsageError
-
-
-def listing(root: Path) -> dict:
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames:
-            out[os.path.relpath(os.path.join(dirpath, name), root) + "/"] = "dir"
-        for name in filenames:
-            st = os.lstat(os.path.join(dirpath, name))
-            out[os.path.relpath(os.path.join(dirpath, name), root)] = (st.st_size, st.st_mtime_ns)
-    return out
+from tests.cli.malformed_fixtures import garble, listing, truncate
 
 
 def _state():
@@ -51,15 +40,11 @@ def _data_files(step_dir: Path) -> list[Path]:
     return [p for p in step_dir.rglob("*") if p.is_file() and p.parent.name == "d"]
 
 
-def _truncate(p: Path) -> None:
-    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
-
-
 DAMAGE = {
-    "truncated-data": lambda s: [_truncate(p) for p in _data_files(s)],
-    "garbage-data": lambda s: [p.write_bytes(b"\x00garbage\xff" * 20) for p in _data_files(s)],
+    "truncated-data": lambda s: [truncate(p) for p in _data_files(s)],
+    "garbage-data": lambda s: [garble(p) for p in _data_files(s)],
     "deleted-data": lambda s: [p.unlink() for p in _data_files(s)],
-    "truncated-metadata": lambda s: _truncate(s / "default" / "_METADATA"),
+    "truncated-metadata": lambda s: truncate(s / "default" / "_METADATA"),
     "garbage-metadata": lambda s: (s / "default" / "_METADATA").write_bytes(b"\xff\xfe not json"),
     "garbage-manifest": lambda s: (s / "default" / "manifest.ocdbt").write_bytes(b"\x00" * 40),
     "deleted-manifest": lambda s: (s / "default" / "manifest.ocdbt").unlink(),
