@@ -77,7 +77,7 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 
     p = Path(path)
     if not p.is_file():
-        raise UsageError(f"config file does not exist: {p}")
+        raise UsageError(f"config file does not exist or is not a file: {p}")
     text = read_text(p, "config file")
     try:
         return tomllib.loads(text)

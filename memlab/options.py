@@ -150,6 +150,10 @@ def resolve(args: argparse.Namespace, sections: list[Section], *, toml: dict | N
     run's config.json), the saved values, refusing flags (or TOML values) that differ from them."""
     toml = toml or {}
     config_path = getattr(args, "config", None)
+    tables = sorted(set(toml) - {sec.name for sec in sections})
+    if tables:
+        raise UsageError(f"unknown table [{tables[0]}] in {config_path}; allowed: "
+                         f"{', '.join(f'[{sec.name}]' for sec in sections)}")
     built: dict[str, Any] = {}
     differ: list[str] = []
     for sec in sections:

@@ -146,3 +146,8 @@ def test_unwritable_paths_are_refused_and_the_probe_leaves_no_trace(tmp_path):
     check_writable(tmp_path / "deep" / "run", "--out")
     check_writable(tmp_path / "result.json", "--out", is_dir=False)
     assert (sorted(p.name for p in tmp_path.iterdir()), tmp_path.stat().st_mtime_ns) == before
+
+
+def test_a_config_file_with_tables_of_another_command_is_refused():
+    with pytest.raises(UsageError, match=r"unknown table \[train\] in c.toml; allowed: \[inner\], \[outer\]"):
+        resolve(_parser().parse_args(["--config", "c.toml"]), SECTIONS, toml={"train": {"lr": 1.0}})
