@@ -85,22 +85,31 @@ class UnitEdit:
         self.restored = True
 
 
-def scale_units(model: IARModel, selection: Mapping[str, np.ndarray | torch.Tensor | list[int]],
-                factor: float) -> UnitEdit:
-    """Multiply the incoming weights (row u of `weight` and entry u of `bias`) of the selected units by
-    `factor`. `selection` maps a unit-layer name to unit indices. Returns the handle that undoes it."""
+Selection = Mapping[str, "np.ndarray | torch.Tensor | list[int]"]  # unit-layer name -> unit indices
+
+
+def unit_indices(model: IARModel, selection: Selection) -> list[tuple[str, UnitSpec, torch.Tensor]]:
+    """(name, spec, unique indices) of every layer in `selection` with at least one unit, all validated
+    before anyone touches a weight."""
     specs = select_units(model, list(selection))
-    todo = []
-    for name, idx in selection.items():  # validate everything before touching any weight
+    out = []
+    for name, idx in selection.items():
         idx_t = torch.tensor(np.array(idx, dtype=np.int64)).unique()
         n_units = specs[name].weight.shape[0]
         if idx_t.numel() and (int(idx_t.min()) < 0 or int(idx_t.max()) >= n_units):
             raise UsageError(f"unit index out of range for {name}: allowed 0..{n_units - 1}")
         if idx_t.numel():
-            todo.append((specs[name], idx_t))
+            out.append((name, specs[name], idx_t))
+    return out
+
+
+def scale_units(model: IARModel, selection: Selection, factor: float) -> UnitEdit:
+    """Multiply the incoming weights (row u of `weight` and entry u of `bias`) of the selected units by
+    `factor`. `selection` maps a unit-layer name to unit indices. Returns the handle that undoes it."""
+    todo = unit_indices(model, selection)
     edit = UnitEdit()
     with torch.no_grad():
-        for spec, idx_t in todo:
+        for _, spec, idx_t in todo:
             for param in (spec.weight, spec.bias):
                 if param is None:
                     continue
