@@ -1,0 +1,201 @@
+"""Verdicts at matched cost: an intervention is set against random-unit edits that cost the same.
+
+A random-edit cloud (one row per random edit: its extraction on the target set T, `y`, and one column per cost
+measure) gives, per cost measure, the expected extraction as a monotone function of cost (isotonic regression:
+more damage, no more extraction) with a pointwise percentile-bootstrap band. Each intervention gets the cloud's
+extraction at its own cost, the difference `y - cloud` with an interval, and a verdict.
+
+Costs are "higher = more damage" unless named in `higher_is_better` (class consistency), where the fit is
+non-decreasing in the raw value instead. Units are the columns' own (counts or fractions of T; nats, seconds).
+Shape letters: N cloud rows, B bootstrap resamples, Q query costs, R rows of one intervention."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.isotonic import IsotonicRegression
+
+from memlab.errors import UsageError, check_float, check_int
+
+BETTER, WORSE, SAME = "better", "worse", "indistinguishable"
+OUTSIDE, UNMEASURED = "outside the cloud", "cost not measured"
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
+
+
+def _knots(cost_N, y_N, increasing: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Knots (x ascending, fitted y) of the isotonic fit; np.interp on them is its clipped prediction."""
+    iso = IsotonicRegression(increasing=increasing, out_of_bounds="clip").fit(cost_N, y_N)
+    return np.asarray(iso.X_thresholds_, np.float64), np.asarray(iso.y_thresholds_, np.float64)
+
+
+@dataclass(frozen=True, eq=False)
+class CloudFit:
+    """Extraction on T as a monotone function of one cost measure, fitted to the cloud's N points, with the B
+    bootstrap refits (cloud rows resampled with replacement) behind its band."""
+
+    cost: str
+    higher_is_better: bool
+    cost_N: np.ndarray
+    y_N: np.ndarray
+    knots: tuple[np.ndarray, np.ndarray]
+    boot_knots: tuple[tuple[np.ndarray, np.ndarray], ...]
+    level: float
+    seed: int
+
+    @property
+    def n_boot(self) -> int:
+        return len(self.boot_knots)
+
+    @property
+    def cost_range(self) -> tuple[float, float]:
+        return float(self.cost_N.min()), float(self.cost_N.max())
+
+    def predict(self, cost_Q) -> np.ndarray:
+        """The fitted expected extraction at each cost (Q,); constant beyond the cloud's range."""
+        return np.interp(np.asarray(cost_Q, np.float64), *self.knots)
+
+    def boot_predict(self, cost_Q) -> np.ndarray:
+        """(B, Q): refit b at costs (Q,), or at costs (B, Q) where each refit has its own query points."""
+        cost_BxQ = np.broadcast_to(np.asarray(cost_Q, np.float64), (self.n_boot, np.shape(cost_Q)[-1]))
+        return np.stack([np.interp(c_Q, *k) for c_Q, k in zip(cost_BxQ, self.boot_knots)])
+
+    def band(self, cost_Q) -> tuple[np.ndarray, np.ndarray]:
+        """Pointwise percentile interval (lo_Q, hi_Q) at `level` of the expected extraction (the mean curve,
+        not the spread of single random edits)."""
+        lo, hi = np.quantile(self.boot_predict(cost_Q), [(1 - self.level) / 2, (1 + self.level) / 2], axis=0)
+        return lo, hi
+
+
+def _need(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise UsageError(f"{what} lacks column(s) {', '.join(map(repr, missing))}; it has {list(frame.columns)}")
+
+
+def _rng(seed: int, *keys: str) -> np.random.Generator:
+    # a stable stream per key: one cost measure's or one intervention's numbers do not depend on the others
+    return np.random.default_rng(np.random.SeedSequence([seed, *(zlib.crc32(k.encode()) for k in keys)]))
+
+
+def fit_clouds(cloud: pd.DataFrame, costs: Sequence[str], *, y: str = "y", higher_is_better: Collection[str] = (),
+               n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict[str, CloudFit]:
+    """{cost: CloudFit} for each cost column of the random-edit cloud (rows with NaN in y or that cost are left
+    out of that cost's fit). Same seed, same fits."""
+    check_int("n_boot", n_boot, lo=1)
+    check_float("level", level, 0.0, 1.0, lo_open=True, hi_open=True)
+    check_int("seed", seed, lo=0)
+    costs = list(costs)
+    if not costs:
+        raise UsageError("costs must name at least one cost column")
+    _need(cloud, [y, *costs, *higher_is_better], "the random-edit cloud")
+    fits = {}
+    for cost in costs:
+        ok = cloud[[cost, y]].notna().all(axis=1).to_numpy()
+        cost_N = cloud[cost].to_numpy(np.float64)[ok]
+        y_N = cloud[y].to_numpy(np.float64)[ok]
+        if np.unique(cost_N).size < 2:
+            raise UsageError(f"the random-edit cloud has fewer than 2 distinct values of {cost!r}: no curve to fit")
+        increasing = cost in higher_is_better
+        rows_BxN = _rng(seed, "cloud", cost).integers(0, cost_N.size, (n_boot, cost_N.size))
+        boot = tuple(_knots(cost_N[i], y_N[i], increasing) for i in rows_BxN)
+        fits[cost] = CloudFit(cost, increasing, cost_N, y_N, _knots(cost_N, y_N, increasing), boot, level, seed)
+    return fits
+
+
+def curve_table(fits: dict[str, CloudFit], n_points: int = 101) -> pd.DataFrame:
+    """One row per (cost measure, query cost): `n_points` costs evenly over the cloud's range, the fitted
+    expected extraction and its band (lo, hi), with the band's level and number of resamples."""
+    check_int("n_points", n_points, lo=2)
+    parts = []
+    for cost, fit in fits.items():
+        cost_Q = np.linspace(*fit.cost_range, n_points)
+        lo_Q, hi_Q = fit.band(cost_Q)
+        parts.append(pd.DataFrame({"cost_measure": cost, "cost": cost_Q, "fit": fit.predict(cost_Q), "lo": lo_Q,
+                                   "hi": hi_Q, "level": fit.level, "n_boot": fit.n_boot}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _verdict(lo: float, hi: float) -> str:
+    return BETTER if hi < 0 else WORSE if lo > 0 else SAME
+
+
+def _one(fit: CloudFit, cost_R: np.ndarray, y_R: np.ndarray, rng: np.random.Generator) -> dict:
+    """Matched-cost comparison of one intervention's R rows (seeds or draws) with the cloud."""
+    c, v = float(cost_R.mean()), float(y_R.mean())
+    c_min, c_max = fit.cost_range
+    row = {"n_rows": cost_R.size, "cost": c, "y": v, "cloud_y": np.nan, "diff": np.nan, "diff_lo": np.nan,
+           "diff_hi": np.nan, "cloud_cost_min": c_min, "cloud_cost_max": c_max, "cloud_cost_below": np.nan,
+           "cloud_cost_above": np.nan, "verdict": OUTSIDE}
+    if not c_min <= c <= c_max:
+        return row  # the curve is clipped beyond the cloud: a number there would be an extrapolation
+    # each bootstrap refit b meets its own resample of the intervention's rows (a no-op when R == 1)
+    rows_BxR = rng.integers(0, cost_R.size, (fit.n_boot, cost_R.size))
+    cloud_B = fit.boot_predict(cost_R[rows_BxR].mean(axis=1)[:, None])[:, 0]
+    diff_B = y_R[rows_BxR].mean(axis=1) - cloud_B
+    lo, hi = np.quantile(diff_B, [(1 - fit.level) / 2, (1 + fit.level) / 2])
+    cloud_y = float(fit.predict([c])[0])
+    # between cloud costs the curve is a straight line the cloud does not test: say how wide that gap is
+    below, above = fit.cost_N[fit.cost_N <= c].max(), fit.cost_N[fit.cost_N >= c].min()
+    row.update(cloud_y=cloud_y, diff=v - cloud_y, diff_lo=float(lo), diff_hi=float(hi), verdict=_verdict(lo, hi),
+               cloud_cost_below=float(below), cloud_cost_above=float(above))
+    return row
+
+
+def verdict_table(fits: dict[str, CloudFit], interventions: pd.DataFrame, *, y: str = "y", method: str = "method",
+                  condition: str = "condition") -> pd.DataFrame:
+    """One row per (method, condition, cost measure): the intervention's mean cost and mean extraction over
+    its n_rows rows, the cloud's expected extraction at that cost (`cloud_y`), `diff = y - cloud_y` with its
+    percentile interval [diff_lo, diff_hi] at the fits' level, and the verdict: 'better' (interval below 0:
+    fewer targets extracted than random edits of the same cost), 'worse' (above 0), 'indistinguishable',
+    'outside the cloud' (its cost lies beyond the cloud's range; no numbers), or 'cost not measured'.
+    cloud_cost_below/above are the nearest cloud costs on either side: the band is a bootstrap of the fit at
+    the cloud's own costs and a straight line between them, so it is trustworthy only where that gap is small."""
+    _need(interventions, [method, condition, y, *fits], "the interventions table")
+    rows = []
+    for (name, cond), group in interventions.groupby([method, condition], sort=False):
+        rng_key = f"{name}\0{cond}"
+        for cost, fit in fits.items():
+            ok = group[[cost, y]].notna().all(axis=1).to_numpy()
+            head = {"method": name, "condition": cond, "cost_measure": cost}
+            if not ok.any():
+                rows.append({**head, "n_rows": 0, "verdict": UNMEASURED})
+                continue
+            cost_R, y_R = group[cost].to_numpy(np.float64)[ok], group[y].to_numpy(np.float64)[ok]
+            rows.append({**head, **_one(fit, cost_R, y_R, _rng(fit.seed, "intervention", cost, rng_key)),
+                         "level": fit.level, "n_boot": fit.n_boot})
+    return pd.DataFrame(rows)
+
+
+def pareto_figure(fits: dict[str, CloudFit], interventions: pd.DataFrame | None = None, *, y: str = "y",
+                  method: str = "method", y_label: str | None = None, n_points: int = 101):
+    """One panel per cost measure: target extraction against cost, the cloud's points, its monotone fit and
+    band, and every row of every method (one marker per method). Higher-is-better costs are drawn on a
+    reversed axis, so damage grows to the right in every panel. Returns the matplotlib Figure."""
+    from memlab.io import legend_outside, new_figure
+
+    curves = curve_table(fits, n_points)
+    methods = [] if interventions is None else list(dict.fromkeys(interventions[method]))
+    fig, axes = new_figure((3.4 * len(fits) + 1.8, 3.2), 1, len(fits), squeeze=False, sharey=True)
+    handles = {}
+    for ax, (cost, fit) in zip(axes[0], fits.items()):
+        c = curves[curves["cost_measure"] == cost]
+        band_label = f"{fit.level:.0%} bootstrap band of the fit ({fit.n_boot} resamples)"
+        ax.fill_between(c["cost"], c["lo"], c["hi"], color="C0", alpha=0.25, lw=0, label=band_label)
+        ax.scatter(fit.cost_N, fit.y_N, s=10, color="0.55", alpha=0.7, lw=0, label="random edits (cloud)")
+        ax.plot(c["cost"], c["fit"], color="C0", lw=1.6, label="monotone fit (isotonic)")
+        for i, name in enumerate(methods):
+            pts = interventions[interventions[method] == name]
+            ax.scatter(pts[cost], pts[y], s=30, marker=_MARKERS[i % len(_MARKERS)], color=f"C{1 + i % 9}",
+                       edgecolor="k", lw=0.4, zorder=3, label=str(name))
+        if fit.higher_is_better:
+            ax.invert_xaxis()
+        ax.set_xlabel(f"{cost} (higher is better, reversed)" if fit.higher_is_better else cost)
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    axes[0, 0].set_ylabel(y_label or y)
+    legend_outside(axes[0, -1], handles=list(handles.values()), labels=list(handles))
+    return fig

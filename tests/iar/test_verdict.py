@@ -1,0 +1,149 @@
+"""Verdicts at matched cost on synthetic clouds whose true mean extraction f(cost) is known and decreasing:
+the fit is monotone, its band covers f at about the stated rate, the verdicts say what was built in, the
+same seed gives the same tables, and the Pareto figure names everything it draws."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from memlab.errors import UsageError
+from memlab.iar.verdict import (
+    BETTER,
+    OUTSIDE,
+    SAME,
+    UNMEASURED,
+    WORSE,
+    curve_table,
+    fit_clouds,
+    pareto_figure,
+    verdict_table,
+)
+from tests.test_figures import check_figure
+
+
+def true_f(cost):
+    """Expected number of targets still extracted after a random edit of this cost."""
+    return 10.0 / (1.0 + 3.0 * np.asarray(cost))
+
+
+def synthetic_cloud(n: int = 120, seed: int = 0) -> pd.DataFrame:
+    """n random edits with cost ~ U(0, 1) (nats), y = f(cost) + N(0, 1); class consistency falls with cost."""
+    rng = np.random.default_rng(seed)
+    cost = rng.uniform(0, 1, n)
+    return pd.DataFrame({"condition": [f"random-{i}" for i in range(n)], "k": rng.choice([1, 5, 10, 20], n),
+                         "factor": rng.choice([0.0, 0.5], n), "draw": np.arange(n) % 5,
+                         "y": true_f(cost) + rng.normal(0, 1, n), "heldout_nll": cost,
+                         "class_consistency": 0.9 - 0.5 * cost})
+
+
+def interventions() -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    on_cost = 0.5 + rng.normal(0, 0.02, 5)  # five seeds of a method that behaves like random edits
+    rows = [("far below", "top-10%", 0.5, true_f(0.5) - 5), ("far above", "top-10%", 0.5, true_f(0.5) + 5),
+            ("beyond", "top-20%", 1.5, 0.0)]
+    rows += [("on the curve", "top-10%", c, true_f(c) + e) for c, e in zip(on_cost, rng.normal(0, 1, 5))]
+    frame = pd.DataFrame(rows, columns=["method", "condition", "heldout_nll", "y"])
+    frame["class_consistency"] = 0.9 - 0.5 * frame["heldout_nll"]
+    return frame
+
+
+def test_fit_is_monotone_in_the_direction_of_each_cost():
+    fits = fit_clouds(synthetic_cloud(), ["heldout_nll", "class_consistency"],
+                      higher_is_better=["class_consistency"], n_boot=50)
+    curves = curve_table(fits)
+    for cost, sign in (("heldout_nll", -1), ("class_consistency", 1)):
+        c = curves[curves["cost_measure"] == cost].sort_values("cost")
+        assert (sign * np.diff(c["fit"]) >= -1e-12).all()
+        assert (c["lo"] <= c["fit"] + 1e-12).all() and (c["fit"] <= c["hi"] + 1e-12).all()
+        assert (c["level"] == 0.95).all() and (c["n_boot"] == 50).all()
+    assert fits["heldout_nll"].cost_range == pytest.approx((synthetic_cloud()["heldout_nll"].min(),
+                                                            synthetic_cloud()["heldout_nll"].max()))
+
+
+def test_band_covers_the_true_mean_curve_at_about_the_stated_rate():
+    # coverage is a property over repeated clouds: 30 independent clouds x 15 interior query costs. The band is
+    # a confidence band of the mean curve f, so it is checked against f, not against the cloud's noisy points.
+    query_Q = np.linspace(0.1, 0.9, 15)
+    covered = []
+    for r in range(30):
+        fit = fit_clouds(synthetic_cloud(seed=100 + r), ["heldout_nll"], n_boot=300, seed=r)["heldout_nll"]
+        lo_Q, hi_Q = fit.band(query_Q)
+        covered.append((lo_Q <= true_f(query_Q)) & (true_f(query_Q) <= hi_Q))
+    rate = np.mean(covered)
+    # the naive bootstrap of isotonic regression is known to under-cover somewhat; nominal 0.95
+    assert 0.85 <= rate <= 0.995, rate
+    # and the band is a band of the mean, far narrower than the cloud's own spread (noise sd 1)
+    assert np.mean(hi_Q - lo_Q) < 2.0
+
+
+def test_verdicts_say_what_was_built_in():
+    fits = fit_clouds(synthetic_cloud(), ["heldout_nll", "class_consistency"],
+                      higher_is_better=["class_consistency"], n_boot=400)
+    table = verdict_table(fits, interventions())
+    assert len(table) == 4 * 2
+    for cost in ("heldout_nll", "class_consistency"):
+        got = table[table["cost_measure"] == cost].set_index("method")
+        assert got["verdict"].to_dict() == {"far below": BETTER, "far above": WORSE, "beyond": OUTSIDE,
+                                            "on the curve": SAME}
+        assert got.loc["on the curve", "n_rows"] == 5 and got.loc["far below", "n_rows"] == 1
+        assert np.isnan(got.loc["beyond", ["cloud_y", "diff", "diff_lo", "diff_hi"]].astype(float)).all()
+        assert got.loc["far below", "diff"] == pytest.approx(-5, abs=1.0)
+        inside = got.drop(index="beyond")
+        assert (inside["diff_lo"] <= inside["diff"]).all() and (inside["diff"] <= inside["diff_hi"]).all()
+    # five noisy rows widen the interval beyond the cloud fit's own uncertainty
+    width = (table["diff_hi"] - table["diff_lo"]).groupby(table["method"]).max()
+    assert width["on the curve"] > width["far below"]
+
+
+def test_same_seed_same_tables_and_costs_do_not_disturb_each_other():
+    def tables(seed, costs=("heldout_nll", "class_consistency")):
+        fits = fit_clouds(synthetic_cloud(), costs, higher_is_better=["class_consistency"], n_boot=100, seed=seed)
+        return curve_table(fits), verdict_table(fits, interventions())
+
+    (c1, v1), (c2, v2), (c3, _) = tables(3), tables(3), tables(4)
+    pd.testing.assert_frame_equal(c1, c2)
+    pd.testing.assert_frame_equal(v1, v2)
+    assert not np.allclose(c1["lo"], c3["lo"])
+    c_alone, v_alone = tables(3, ("heldout_nll",))
+    pd.testing.assert_frame_equal(c_alone, c1[c1["cost_measure"] == "heldout_nll"].reset_index(drop=True))
+    pd.testing.assert_frame_equal(v_alone, v1[v1["cost_measure"] == "heldout_nll"].reset_index(drop=True))
+
+
+def test_bad_input_and_unmeasured_costs():
+    cloud = synthetic_cloud()
+    with pytest.raises(UsageError, match="'fd'"):
+        fit_clouds(cloud, ["fd"])
+    with pytest.raises(UsageError, match="level"):
+        fit_clouds(cloud, ["heldout_nll"], level=1.0)
+    with pytest.raises(UsageError, match="fewer than 2 distinct"):
+        fit_clouds(cloud.assign(heldout_nll=0.3), ["heldout_nll"])
+    fits = fit_clouds(cloud, ["heldout_nll"], n_boot=20)
+    with pytest.raises(UsageError, match="interventions table"):
+        verdict_table(fits, interventions().drop(columns="condition"))
+    table = verdict_table(fits, interventions().assign(heldout_nll=np.nan))
+    assert (table["verdict"] == UNMEASURED).all()
+
+
+def test_pareto_figure_names_cloud_curve_band_and_every_method(tmp_path):
+    from memlab.io import save_figure
+
+    fits = fit_clouds(synthetic_cloud(), ["heldout_nll", "class_consistency"],
+                      higher_is_better=["class_consistency"], n_boot=50)
+    fig = pareto_figure(fits, interventions(), y_label="targets extracted")
+    shown = check_figure(fig)
+    assert {"random edits (cloud)", "monotone fit (isotonic)", "95% bootstrap band of the fit (50 resamples)",
+            "far below", "far above", "on the curve", "beyond"} <= shown
+    assert len(fig.axes) == 2 and fig.axes[1].xaxis_inverted() and not fig.axes[0].xaxis_inverted()
+    save_figure(fig, tmp_path / "pareto.png")
+    assert (tmp_path / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    check_figure(pareto_figure(fits))  # the cloud alone
+
+
+def test_the_gap_the_curve_interpolates_over_is_reported():
+    cloud = synthetic_cloud()
+    fits = fit_clouds(cloud, ["heldout_nll"], n_boot=20)
+    got = verdict_table(fits, interventions()).set_index("method")
+    c = cloud["heldout_nll"].to_numpy()
+    assert got.loc["far below", "cloud_cost_below"] == c[c <= 0.5].max()
+    assert got.loc["far below", "cloud_cost_above"] == c[c >= 0.5].min()
+    assert np.isnan(got.loc["beyond", "cloud_cost_below"])
