@@ -76,7 +76,7 @@ def _metavar(typ, meta) -> str:
 
 def _show(value) -> str:
     if isinstance(value, (tuple, list)):
-        return ",".join(map(str, value))
+        return ",".join(_show(v) for v in value)
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
@@ -167,37 +167,51 @@ def resolve(args: argparse.Namespace, sections: list[Section], *, toml: dict | N
         if unknown:
             raise UsageError(f"unknown key {unknown[0]!r} in [{sec.name}] of {config_path}; "
                              f"allowed: {', '.join(sorted(names))}")
+        follow = {name: (built[o] if f is None else getattr(built[o], f)) for name, (o, f) in sec.follow.items()}
         if saved is not None:
-            values = dict(saved.get(sec.name, {}))
-            for name, (flag, v) in given.items():
-                if _norm(v) != _norm(values.get(name)):
-                    differ.append(f"{flag} (run: {_show(values.get(name))}, given: {_show(v)})")
-            for name, v in table.items():
-                if _norm(v) != _norm(values.get(name)):
-                    differ.append(f"{name} in {config_path} (run: {_show(values.get(name))}, given: {_show(v)})")
-        else:
-            values = {**table, **{name: v for name, (_, v) in given.items()}}
-        for name, (other, other_field) in sec.follow.items():
-            obj = built[other]
-            values[name] = obj if other_field is None else getattr(obj, other_field)
+            built[sec.name] = _resumed(sec, saved, saved_where, given, table, config_path, follow, differ)
+            continue
+        values = {**table, **{name: v for name, (_, v) in given.items()}, **follow}
         try:
-            built[sec.name] = from_dict(sec.cls, values, where=saved_where if saved is not None else f"[{sec.name}]")
+            built[sec.name] = from_dict(sec.cls, values, where=f"[{sec.name}]")
         except FieldError as e:
-            raise _renamed(e, sec, given, table, config_path, saved_where if saved is not None else None) from None
+            raise _renamed(e, sec, given, table, config_path) from None
     if differ:
         raise UsageError(f"--resume continues the run with its own config ({saved_where}); "
                          f"given settings differ: {'; '.join(differ)}")
     return built
 
 
-def _renamed(e: FieldError, sec: Section, given: dict, table: dict, config_path, saved_where) -> UsageError:
+def _resumed(sec: Section, saved: dict, saved_where: str, given: dict, table: dict, config_path, follow: dict,
+             differ: list[str]):
+    """The section as saved; a flag or TOML value given again must build the same field values (compared
+    after the config normalises them: `--batch full` is the saved None)."""
+    values = saved.get(sec.name, {})
+    if not isinstance(values, dict):
+        raise UsageError(f"malformed {saved_where}: [{sec.name}] must be an object, got {type(values).__name__}")
+    values = {**values, **follow}
+    run = from_dict(sec.cls, values, where=f"{saved_where} [{sec.name}]", qualify=True)
+    again = {**table, **{name: v for name, (_, v) in given.items()}}
+    if not again:
+        return run
+    try:
+        asked = from_dict(sec.cls, {**values, **again}, where=f"[{sec.name}]")
+    except FieldError as e:
+        raise _renamed(e, sec, given, table, config_path) from None
+    for name in again:
+        ran, want = getattr(run, name), getattr(asked, name)
+        if _norm(ran) != _norm(want):
+            label = given[name][0] if name in given else f"{name} in {config_path}"
+            differ.append(f"{label} (run: {_show(ran)}, given: {_show(want)})")
+    return run
+
+
+def _renamed(e: FieldError, sec: Section, given: dict, table: dict, config_path) -> UsageError:
     base, rest = e.field.partition(" ")[0], e.field[len(e.field.partition(" ")[0]):]  # "seeds (each)"
     if base in given:
         return e.renamed(given[base][0] + rest)
     if base in table:
         return e.renamed(f"{e.field} in [{sec.name}] of {config_path}")
-    if saved_where is not None:
-        return e.renamed(f"{sec.name}.{e.field} in {saved_where}")
     flags = {f.name: sec.flag(f) for f, _ in sec.fields()}
     return e.renamed(flags.get(base, base) + rest)
 
@@ -208,8 +222,6 @@ def _norm(v):
         return [_norm(x) for x in v]
     if isinstance(v, float) and math.isnan(v):
         return "nan"
-    if isinstance(v, float) and v.is_integer():
-        return v
     return v
 
 

@@ -162,6 +162,24 @@ class RunDir:
     def same_config(self, config: dict) -> bool:
         return self.config_file.is_file() and _text(self.saved_config()) == _text(config)
 
+    def require_config(self, config: dict) -> None:
+        """Refuse to continue this run with another config, naming the fields that differ."""
+        if self.same_config(config):
+            return
+        saved, new = self.saved_config(), normalize_json(config)
+        diff = sorted(f"{sec}.{k}" for sec in set(saved) | set(new)
+                      for k in set(_table(saved.get(sec))) | set(_table(new.get(sec)))
+                      if _text(_table(saved.get(sec)).get(k)) != _text(_table(new.get(sec)).get(k)))
+        raise UsageError(f"--resume: {self.path} was run with a different config (differs in "
+                         f"{', '.join(diff) or 'layout'}; see {self.config_file})")
+
+    def finished_metrics(self) -> dict | None:
+        """The content of metrics.json (a JSON object) when the run is finished, else None."""
+        if not self.is_done():
+            return None
+        metrics = read_json(self.metrics_file)
+        return metrics if isinstance(metrics, dict) else None
+
     def start(self, config: dict) -> None:
         """Create the directory and record kind and config (the first write of a run). A metrics.json left
         by an earlier run with another config goes first: a started run is not a finished one."""
@@ -171,6 +189,10 @@ class RunDir:
 
     def finish(self, metrics: dict) -> None:
         write_json(self.metrics_file, metrics)
+
+
+def _table(obj) -> dict:
+    return obj if isinstance(obj, dict) else {"": obj}
 
 
 def _text(obj) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 from memlab.config import DataConfig, load_dataset, to_dict
 from memlab.diffusion.train_config import TRAIN_DEFAULTS, TrainConfig  # noqa: F401  (re-exported API)
 from memlab.errors import UsageError
-from memlab.io import normalize_json, read_json, save_npy, to_json, write_json
+from memlab.io import normalize_json, read_json, save_npy, write_json
 
 __all__ = ["TrainConfig", "TRAIN_DEFAULTS", "train_and_evaluate", "run_config"]
 
@@ -38,11 +38,8 @@ def _open_out(out_dir: Path | None, config: dict, resume: bool):
     if out_dir is None:
         return None, "none"
     rd, mode = RunDir.open(out_dir, "train", resume=resume)
-    if mode != "fresh" and not rd.same_config(config):
-        saved = rd.saved_config()
-        diff = sorted(f"{sec}.{k}" for sec in ("data", "train") for k in set(saved.get(sec, {})) | set(config[sec])
-                      if to_json(saved.get(sec, {}).get(k)) != to_json(config[sec].get(k)))
-        raise UsageError(f"--resume: {out_dir} was run with a different config (differs in {', '.join(diff) or 'layout'})")
+    if mode != "fresh":
+        rd.require_config(config)
     return rd, mode
 
 
@@ -92,10 +89,21 @@ class _Run:
         if latest is None:
             return
         self.state = self.ckpts.restore(latest, self.state)
-        saved = read_json(self._progress_file) if self._progress_file.is_file() else None
+        path = self._progress_file
+        if not path.is_file():  # progress is written before each checkpoint, so this is damage
+            raise UsageError(f"{self.out} has an orbax checkpoint at step {latest} but no {path}; it cannot be "
+                             "resumed (start a new run)")
+        saved = read_json(path)
+        ok = (isinstance(saved, dict) and isinstance(saved.get("per_seed"), list)
+              and len(saved["per_seed"]) == len(self.seeds) and isinstance(saved.get("aggregate"), list)
+              and all(isinstance(e, dict) and isinstance(e.get("step"), int)
+                      for rows in (*saved["per_seed"], saved["aggregate"]) for e in rows))
+        if not ok:
+            raise UsageError(f"damaged progress file {path}: expected per_seed ({len(self.seeds)} lists) and "
+                             "aggregate lists of checkpoint entries with an integer step")
         keep = lambda entries: [e for e in entries if e["step"] <= latest]
-        if saved:  # entries past the last complete orbax checkpoint are recomputed, identically
-            self.history = {"per_seed": [keep(e) for e in saved["per_seed"]], "aggregate": keep(saved["aggregate"])}
+        # entries past the last complete orbax checkpoint are recomputed, identically
+        self.history = {"per_seed": [keep(e) for e in saved["per_seed"]], "aggregate": keep(saved["aggregate"])}
 
     def go(self, mode: str) -> dict:
         from tqdm import tqdm
@@ -125,7 +133,10 @@ class _Run:
 
     @property
     def _progress_file(self) -> Path:
-        return self.rd.state / "progress.json"
+        """state/progress.json; a run from before run kinds kept it at the top level, and is read there."""
+        legacy = self.rd.path / "progress.json"
+        return legacy if legacy.is_file() and not (self.rd.state / "progress.json").is_file() \
+            else self.rd.state / "progress.json"
 
     def _step(self) -> int:
         return int(np.asarray(self.state["step"])[0])
