@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from memlab.errors import UsageError, check_choice, check_float, check_int
+from memlab.errors import FieldError, UsageError, check_choice, check_float, check_int
 from memlab.options import Section, option
 from memlab.options import from_dict as options_from_dict
 
@@ -39,13 +39,13 @@ class DataConfig:
         check_int("seed", self.seed, 0)
         check_float("variance", self.variance, 0.0, lo_open=True)
         if self.components > self.n_train:
-            raise UsageError(f"--components must be <= --n-train ({self.n_train}), got {self.components}")
+            raise FieldError("components", f"must be <= n_train ({self.n_train}), got {self.components}")
         if self.dataset == "templates" and self.template_source not in ("procedural", "digits"):
             p = Path(self.template_source)
             if p.suffix not in (".npy", ".npz"):
-                raise UsageError(f"--template-source must be procedural, digits or a .npy/.npz file, got {self.template_source!r}")
+                raise FieldError("template_source", f"must be procedural, digits or a .npy/.npz file, got {self.template_source!r}")
             if not p.is_file():
-                raise UsageError(f"--template-source file does not exist: {self.template_source}")
+                raise FieldError("template_source", f"file does not exist: {self.template_source}")
 
 
 DATA_SECTION = Section("data", DataConfig, title="data")

@@ -49,11 +49,14 @@ def _spec(args):
         return load_spec(args.spec)
     if not args.resume:
         raise UsageError("sweep run needs a SPEC file, or --resume --out DIR to continue the sweep in DIR")
+    from memlab.sweep.runner import LEGACY
+
     rd, _ = RunDir.open(args.out, "sweep", resume=True)
+    if not rd.config_file.is_file():
+        raise UsageError(LEGACY.format(dir=rd.path))
     saved = rd.saved_config()
     if not isinstance(saved.get("source"), dict):
-        raise UsageError(f"{rd.config_file} records no spec source (a sweep from before run kinds); "
-                         "give its SPEC file again")
+        raise UsageError(f"malformed {rd.config_file}: no 'source' table (the spec the sweep was run with)")
     return parse_spec(saved["source"])
 
 

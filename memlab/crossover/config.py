@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from memlab.config import DataConfig
 from memlab.crossover.weighting import parse_weighting
-from memlab.errors import UsageError, check_choice, check_float, check_int
+from memlab.errors import FieldError, UsageError, check_choice, check_float, check_int
 from memlab.options import option
 
 
@@ -31,16 +31,16 @@ class CrossoverConfig:
         check_int("seed", self.seed, 0)
         check_choice("grid_spacing", self.grid_spacing, ("linear", "log"))
         if self.repeats > self.draws:
-            raise UsageError(f"--repeats must be <= --draws ({self.draws}), got {self.repeats}")
+            raise FieldError("repeats", f"must be <= draws ({self.draws}), got {self.repeats}")
         if isinstance(self.weighting, str):
             object.__setattr__(self, "weighting", parse_weighting(self.weighting, self.time_points))
         elif len(self.weighting) != self.time_points:
-            raise UsageError(f"--weighting list must have {self.time_points} values, got {len(self.weighting)}")
+            raise FieldError("weighting", f"list must have {self.time_points} values, got {len(self.weighting)}")
         if not isinstance(self.weighting, str):
             for w in self.weighting:
                 check_float("weighting (each weight)", w, 0.0)
             if not any(self.weighting):
-                raise UsageError("--weighting list must have at least one positive weight")
+                raise FieldError("weighting", "list must have at least one positive weight")
 
     def check_against(self, data: DataConfig) -> None:
         if self.grid > data.n_train:

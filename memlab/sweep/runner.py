@@ -23,6 +23,10 @@ from memlab.sweep.spec import Cell, SweepSpec, absolute_sizes, data_key, make_ce
 from memlab.sweep.store import SweepStore
 
 BACKENDS = ("local", "ray")
+# Cell ids hash the resolved training config, whose defaults have changed since (the mixture's lr), so an
+# old sweep's cells would be re-trained beside its old rows: refuse instead of mixing two settings.
+LEGACY = ("{dir} is a sweep from before run kinds (spec.json, no config.json); its cells were planned with older "
+          "defaults and cannot be continued: run its spec into a new directory (`memlab phase` still reads it)")
 RAY_HINT = "the ray backend needs Ray: pip install -e '.[ray]'  (or pip install 'ray[default]')"
 
 
@@ -153,13 +157,15 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, *, backend: str = "local", w
     coarse = plan(spec, resolve_train)
     pred_cfgs = {data_key(c.data): resolve_predict(spec.predict, c.train, c.data) for c in coarse}
     rd, mode = RunDir.open(out_dir, "sweep", resume=resume, continue_same=True)
+    if mode != "fresh" and not rd.config_file.is_file():
+        raise UsageError(LEGACY.format(dir=rd.path))
     store = SweepStore(out_dir)
     store.check_spec(spec.to_json())
     store.table()  # every saved row file and prediction is read once: damage fails here, before any write
     for cfg in spec.data:
         store.read_prediction(data_key(cfg))
 
-    if mode == "fresh" or not rd.config_file.is_file():  # a sweep from before run kinds gains its config.json
+    if mode == "fresh":
         rd.start({"spec": spec.to_json(), "source": spec.source})
     rd.metrics_file.unlink(missing_ok=True)  # running again: not finished until the end
     store.clean_tmp()

@@ -113,8 +113,25 @@ class SweepStore:
         write_json(self.prediction_path(key), pred)
 
     def read_prediction(self, key: str) -> dict[str, Any] | None:
+        """The saved prediction of one data configuration (None when there is none yet); one of another
+        shape is a UsageError naming the file."""
         path = self.prediction_path(key)
-        return read_json(path) if path.is_file() else None
+        if not path.is_file():
+            return None
+        pred = read_json(path)
+        value = pred.get("m_star_over_n") if isinstance(pred, dict) else None
+        interval = pred.get("interval") if isinstance(pred, dict) else None
+        ok = (isinstance(pred, dict) and (value is None or _number(value)) and isinstance(interval, list)
+              and len(interval) == 2 and all(v is None or _number(v) for v in interval))
+        if not ok:
+            raise UsageError(f"damaged prediction {path}: expected an object with a number m_star_over_n "
+                             "(or null) and a 2-number interval")
+        return pred
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
 
 def load_table(root: str | Path) -> pd.DataFrame:
     """The table of a sweep directory, for pandas users: same rows as results.parquet."""

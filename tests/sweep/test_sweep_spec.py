@@ -43,7 +43,7 @@ def test_data_grid_is_the_cartesian_product_and_sizes_scale_with_n(tmp_path):
     ({"colour": 1}, "unknown key 'colour' in sweep spec"),
     ({"data": {"dataset": "mnist"}}, "unknown dataset 'mnist'; allowed: gmm, templates"),
     ({"data": {"dim": 5, "frobs": 2}}, "unknown key 'frobs' in [data]"),
-    ({"data": {"dim": 5, "components": 30, "n_train": 20}}, "--components must be <= --n-train"),
+    ({"data": {"dim": 5, "components": 30, "n_train": 20}}, "components must be <= n_train"),
     ({"data": {"dim": []}}, "data.dim must not be an empty list"),
     ({"data": {"dim": 2.5}}, "data.dim must be an integer"),
     ({"model": {"kind": "unet", "sizes": [1]}}, "unknown model.kind 'unet'; allowed: mixture, mlp"),
