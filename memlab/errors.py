@@ -72,16 +72,8 @@ def _interval(lo, hi, lo_open, hi_open) -> str:
     return f" in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
 
 
-def check_positive(name: str, value, *, allow_zero: bool = False) -> None:
-    """> 0 (or >= 0): an integer stays an integer check, anything else must be a finite number."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        check_int(name, value, 0 if allow_zero else 1)
-    else:
-        check_float(name, value, 0.0, lo_open=not allow_zero)
-
-
 def check_range(name: str, value, lo, hi, *, lo_open: bool = False, hi_open: bool = False) -> None:
-    """A finite number in the interval; integers keep integer bounds in the message."""
+    """A finite number in the interval (the float form of `check_float`, kept for callers' readability)."""
     check_float(name, value, lo, hi, lo_open=lo_open, hi_open=hi_open)
 
 

@@ -43,7 +43,7 @@ def register(iar_sub) -> None:
     p.set_defaults(func=run_extract)
 
     p = iar_sub.add_parser("ablate", help="edit the top-k%% UnitMem units; re-extract and re-measure quality",
-                           description="Scale the incoming weights of the top-k%% units by --factor, beside the "
+                           description="Scale the incoming weights of the top-k% units by --factor, beside the "
                                        "same edit on random and bottom units. Uses RUN/localize (computed if "
                                        "missing). Resumes finished edits when the config is unchanged.")
     _common(p, ABLATE)

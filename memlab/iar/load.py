@@ -1,11 +1,11 @@
 """Open a trained IAR run directory: the model (with its tokenizer attached, eval mode) and its data.
 
 Run directory layout (written by memlab.iar.train):
-  config.json        {"data": ImageDataConfig, "train": IARTrainConfig}
-  metrics.json       per-epoch losses of both stages
+  config.json        {"kind": "iar-train", "data": ImageDataConfig, "train": IARTrainConfig} (memlab.rundir)
+  metrics.json       per-epoch losses of both stages and `final`; written last
   tokenizer/         ImageTokenizer.save_pretrained (safetensors)
   model/             the IAR model's save_pretrained (safetensors)
-  state/             optimizer state and progress of the stage in progress (resume only)
+  state/             history.json and the optimizer state of each stage's last epoch (resume)
 """
 
 from __future__ import annotations
