@@ -134,7 +134,8 @@ def summarize(df: pd.DataFrame, top_pct: float) -> dict:
         out[name].update({f"{c}_std": float(g[c].std(ddof=0)) for c in cols})
         out[name]["n_draws"] = len(g)
     blocks = df[df["condition"] == "top-block"]
-    out["per_block"] = {int(r.block): {c: float(getattr(r, c)) for c in cols} for r in blocks.itertuples()}
+    out["per_block"] = {int(b): {c: float(r[c]) for c in cols}
+                        for b, r in blocks.set_index("block")[cols].iterrows()}
     return out
 
 

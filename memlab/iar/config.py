@@ -16,6 +16,8 @@ from memlab.options import option
 ARCHS = ("next-scale", "raster", "masked")
 # Model epochs that memorize the default 256 shapes: the random-mask objective needs about 3x more passes.
 DEFAULT_EPOCHS = {"next-scale": 60, "raster": 60, "masked": 200}
+# Whether --scales shapes the token sequence (a pyramid of scales); the other archs use the latent grid only.
+USES_SCALES = {"next-scale": True, "raster": False, "masked": False}
 DATA_SOURCES = ("shapes", "digits", "faces", "folder:PATH", "npz:PATH")
 
 
@@ -42,7 +44,7 @@ class ImageDataConfig:
         if self.size % 4 or self.size < 8:
             raise UsageError(f"--image-size must be a multiple of 4 and >= 8 (the tokenizer downsamples by 4), got {self.size}")
         for name in ("n_train", "n_heldout", "duplicates"):
-            check_int(name, getattr(self, name), 1)
+            check_int(name, vars(self)[name], 1)
         check_int("n_duplicated", self.n_duplicated, 0, self.n_train)
         check_int("seed", self.seed, 0)
 
@@ -76,7 +78,7 @@ class IARTrainConfig:
             object.__setattr__(self, "epochs", DEFAULT_EPOCHS[self.arch])
         for name in ("epochs", "batch_size", "width", "depth", "heads", "mlp_ratio", "codebook_size",
                      "latent_channels"):
-            check_int(name, getattr(self, name), 1)
+            check_int(name, vars(self)[name], 1)
         check_int("tokenizer_epochs", self.tokenizer_epochs, 0)
         check_int("seed", self.seed, 0)
         check_float("lr", self.lr, 0.0, lo_open=True)
@@ -92,7 +94,7 @@ class IARTrainConfig:
 
     def check_against(self, data: ImageDataConfig) -> None:
         grid = data.size // 4
-        if self.arch == "next-scale" and self.scales[-1] != grid:  # the other archs use the grid only
+        if USES_SCALES[self.arch] and self.scales[-1] != grid:
             raise UsageError(f"--scales must end at the latent grid size {grid} (image size {data.size} / 4), "
                              f"got {','.join(map(str, self.scales))}")
 
@@ -160,7 +162,7 @@ class UnitMemConfig:
 class ExtractConfig:
     n_candidates: int = option(32, "training images attacked", flag="--candidates")
     prefix: int | None = option(None, "tokens (raster, masked) or scales (next-scale) given",
-                                shown="L/4 tokens or half the scales")  # None -> default_prefix
+                                shown="L/4 tokens or half the scales")  # None -> model.default_prefix()
     fpr: float = option(0.05, "held-out false-positive rate of the threshold")
     n_calib: int = option(256, "held-out images used for the threshold")
     nn_ratio: float = option(1.0 / 3.0, "also require d(own) < ratio x d(nearest other training image); "

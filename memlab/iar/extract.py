@@ -1,8 +1,8 @@
 """Extraction: which training images does the model regurgitate when given their first tokens?
 
-1. Score every training image by teacher-forced top-1 token accuracy on the positions a continuation must
-   produce (next-scale: the finest scale; raster: every token after the prefix; masked: its fixed masked
-   half, `model.scored_positions()`).
+1. Score every training image by teacher-forced top-1 token accuracy on the positions the model ranks by,
+   `model.ranking_positions(prefix)` (positions a continuation must produce: next-scale the finest scale,
+   raster every token after the prefix, masked its fixed masked half).
 2. Take the top `n_candidates`, keep their first `prefix` units (tokens, or scales for next-scale models),
    and continue greedily.
 3. Compare the decoded generation with the image's own tokenizer reconstruction (pixel similarity
@@ -23,61 +23,9 @@ import pandas as pd
 import torch
 
 from memlab.errors import UsageError
+from memlab.iar.batching import continue_all, decode_all, teacher_forced_scores
 from memlab.iar.config import ExtractConfig  # noqa: F401  (re-exported API)
 from memlab.iar.interface import IARModel
-
-
-def default_prefix(model: IARModel) -> int:
-    """Half of the scales (next-scale), a quarter of the tokens otherwise."""
-    if model.arch == "next-scale":
-        return max(1, len(model.scale_slices()) // 2)
-    return max(1, model.seq_len // 4)
-
-
-def generated_positions(model: IARModel, prefix: int) -> torch.Tensor:
-    """Bool L: token positions that a continuation from `prefix` has to produce (those not revealed)."""
-    return ~model.revealed_mask(prefix).cpu()
-
-
-def scored_positions(model: IARModel, prefix: int) -> torch.Tensor:
-    """Bool L: positions whose teacher-forced accuracy ranks candidates: the finest scale (next-scale),
-    the positions the model predicts in teacher forcing (masked), the tokens after the prefix (raster)."""
-    if model.arch == "next-scale":
-        keep_L = torch.zeros(model.seq_len, dtype=torch.bool)
-        keep_L[model.scale_slices()[-1]] = True
-        return keep_L
-    if model.arch == "masked":
-        return model.scored_positions().cpu()
-    return generated_positions(model, prefix)
-
-
-def _batched(fn, n: int, batch_size: int, *arrays):
-    outs = [fn(*(a[i:i + batch_size] for a in arrays)) for i in range(0, n, batch_size)]
-    return torch.cat(outs) if outs else torch.empty(0)
-
-
-def tokenize_all(model: IARModel, images_Bx3xHxW: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    with torch.no_grad():
-        return _batched(model.tokenize, len(images_Bx3xHxW), batch_size, images_Bx3xHxW)
-
-
-def decode_all(model: IARModel, tokens_BxL: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    with torch.no_grad():
-        return _batched(model.decode, len(tokens_BxL), batch_size, tokens_BxL)
-
-
-def teacher_forced_scores(model: IARModel, tokens_BxL: torch.Tensor, labels_B: torch.Tensor,
-                          positions_L: torch.Tensor, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """(top-1 accuracy_B, mean log-likelihood_B in nats) of the true tokens at `positions_L`."""
-    def scores(t, y):
-        logits_BxLxV = model.teacher_forced_logits(t, y)[:, positions_L].float()
-        true_BxL = t[:, positions_L]
-        acc_B = (logits_BxLxV.argmax(-1) == true_BxL).float().mean(1)
-        ll_B = torch.gather(logits_BxLxV.log_softmax(-1), 2, true_BxL[..., None])[..., 0].mean(1)
-        return torch.stack([acc_B, ll_B], 1)
-    with torch.no_grad():
-        both_Bx2 = _batched(scores, len(tokens_BxL), batch_size, tokens_BxL, labels_B).double().numpy()
-    return both_Bx2[:, 0], both_Bx2[:, 1]
 
 
 def pixel_similarity(a_Bx3xHxW: torch.Tensor, b_Bx3xHxW: torch.Tensor) -> np.ndarray:
@@ -90,10 +38,8 @@ def continuation_similarity(model: IARModel, tokens_BxL: torch.Tensor, labels_B:
                             batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
     """(token_match_B, pixel_sim_B, generated images): continue each sequence from its prefix and compare
     with the decoding of its own tokens."""
-    with torch.no_grad():
-        gen_BxL = _batched(lambda t, y: model.continue_greedy(t, y, prefix), len(tokens_BxL), batch_size,
-                           tokens_BxL, labels_B)
-    pos = generated_positions(model, prefix)
+    gen_BxL = continue_all(model, tokens_BxL, labels_B, prefix, batch_size)
+    pos = ~model.revealed_mask(prefix).cpu()  # the tokens the continuation produced
     token_match = (gen_BxL[:, pos] == tokens_BxL[:, pos]).float().mean(1).numpy()
     gen_images = decode_all(model, gen_BxL, batch_size)
     sim = pixel_similarity(gen_images, decode_all(model, tokens_BxL, batch_size))
@@ -141,7 +87,8 @@ def rank_candidates(model: IARModel, tokens_NxL: torch.Tensor, labels_N: torch.T
                     batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(order, accuracy, log-likelihood): training rows by decreasing teacher-forced accuracy; ties (common once a model
     has memorized many images) broken by the mean log-likelihood of the true tokens."""
-    acc_N, ll_N = teacher_forced_scores(model, tokens_NxL, labels_N, scored_positions(model, prefix), batch_size)
+    acc_N, ll_N = teacher_forced_scores(model, tokens_NxL, labels_N, model.ranking_positions(prefix).cpu(),
+                                        batch_size)
     return np.lexsort((-ll_N, -acc_N)), acc_N, ll_N
 
 
@@ -150,13 +97,12 @@ def extract(model: IARModel, train_tokens_NxL: torch.Tensor, train_labels_N: tor
             candidates: np.ndarray | None = None) -> ExtractResult:
     """Run the extraction attack. `candidates` (rows of the training set) skips the ranking, so an edited
     model can be tested on the same images as the original one."""
-    if hasattr(model, "eval"):
-        model.eval()
-    prefix = cfg.prefix if cfg.prefix is not None else default_prefix(model)
-    limit = len(model.scale_slices()) if model.arch == "next-scale" else model.seq_len
+    model.eval()
+    prefix = cfg.prefix if cfg.prefix is not None else model.default_prefix()
+    limit = model.prefix_limit()
     if not 1 <= prefix < limit:
-        unit = "scales" if model.arch == "next-scale" else "tokens"
-        raise UsageError(f"--prefix must be in [1, {limit - 1}] {unit} for this {model.arch} model, got {prefix}")
+        raise UsageError(f"--prefix must be in [1, {limit - 1}] {model.prefix_unit} for this {model.arch} model, "
+                         f"got {prefix}")
     order, acc_N, ll_N = rank_candidates(model, train_tokens_NxL, train_labels_N, prefix, cfg.batch_size)
     if candidates is None:
         candidates = order[:cfg.n_candidates]

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from memlab.iar.interface import IARModel, UnitSpec
+from memlab.iar.interface import IARModel, UnitSpec, pooled_pixels
 from memlab.iar.tokenizer import scale_slices
 
 ORACLE_LOGIT = 50.0
@@ -33,7 +33,7 @@ class FakeBlock(nn.Module):
         return h_BxLxD + self.proj(self.act(self.fc(h_BxLxD)))
 
 
-class FakeIAR(nn.Module, IARModel):
+class FakeIAR(IARModel):
     """arch 'raster' (one scale, side x side tokens) or 'next-scale' (sides 1, 2, 4, ..., side).
     `oracle_tokens_KxL` (and optional labels) switch on the memorizing oracle."""
 
@@ -44,6 +44,7 @@ class FakeIAR(nn.Module, IARModel):
         if arch not in ("raster", "next-scale"):
             raise ValueError(f"FakeIAR arch must be raster or next-scale, got {arch!r}")
         self.arch = arch
+        self.prefix_unit = "tokens" if arch == "raster" else "scales"
         self.side, self.n_classes, self._vocab = side, n_classes, vocab
         self.sides = [side] if arch == "raster" else [2 ** i for i in range(side.bit_length()) if 2 ** i <= side]
         if self.sides[-1] != side:
@@ -102,6 +103,24 @@ class FakeIAR(nn.Module, IARModel):
     def revealed_mask(self, prefix: int) -> torch.Tensor:
         """Bool L: the first `prefix` tokens (raster) or the tokens of the first `prefix` scales."""
         return torch.arange(self._len) < self._prefix_start(prefix)
+
+    def prefix_limit(self) -> int:
+        """Tokens (raster) or scales (next-scale)."""
+        return len(self.sides) if self.arch == "next-scale" else self._len
+
+    def default_prefix(self) -> int:
+        """Half of the scales (next-scale), a quarter of the tokens (raster), as the real models."""
+        return max(1, len(self.sides) // 2) if self.arch == "next-scale" else max(1, self._len // 4)
+
+    def ranking_positions(self, prefix: int) -> torch.Tensor:
+        """Bool L: the finest scale (next-scale) or every token after the prefix (raster), as the real models."""
+        if self.arch == "next-scale":
+            return torch.arange(self._len) >= self.scale_slices()[-1].start
+        return ~self.revealed_mask(prefix)
+
+    def quality_features(self, images_Bx3xHxW: torch.Tensor) -> torch.Tensor:
+        """8 x 8 average-pooled pixels (the fake has no image encoder): B x 192."""
+        return pooled_pixels(images_Bx3xHxW)
 
     def continue_greedy(self, tokens_BxL: torch.Tensor, labels_B: torch.Tensor, prefix: int) -> torch.Tensor:
         start = self._prefix_start(prefix)

@@ -49,7 +49,7 @@ def samples_figure(model, images_Bx3xHxW: torch.Tensor, labels_B: torch.Tensor, 
             ax.set_yticks([])
             if c == 0:
                 ax.set_ylabel(name, fontsize=7)
-    fig.suptitle(f"{getattr(model, 'arch', 'IAR')}: training images and what the model makes of them", fontsize=9)
+    fig.suptitle(f"{model.arch}: training images and what the model makes of them", fontsize=9)
     return fig
 
 

@@ -1,5 +1,7 @@
-"""The one small interface every IAR model implements, so that UnitMem, extraction and ablation work on
-any of them (ours, diffusers' UVit2DModel, a fake for tests) without knowing the layout.
+"""The one small interface every IAR model implements, so that UnitMem, extraction, ablation and quality work
+on any of them (ours, diffusers' UVit2DModel, a fake for tests) without knowing the layout or branching on
+the architecture: what differs between architectures (prefixes, ranking positions, quality features) is
+a method of the model.
 
 Conventions: images are float tensors B x 3 x H x W with pixels in [0, 1]; tokens are long tensors B x L
 (one flat sequence; next-scale models concatenate their scales coarse to fine); labels are long B.
@@ -8,10 +10,12 @@ Conventions: images are float tensors B x 3 x H x W with pixels in [0, 1]; token
 from __future__ import annotations
 
 import abc
+import itertools
 from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 ARCHS = ("next-scale", "raster", "masked")
@@ -30,11 +34,23 @@ class UnitSpec:
     path: str  # module path inside the model, for humans and error messages
 
 
-class IARModel(abc.ABC):
-    """Mixin/base for IAR models. A `prefix` (continue_greedy, revealed_mask) counts tokens (raster), scales
-    (next-scale), or revealed tokens in the model's fixed reveal order (masked)."""
+class IARModel(nn.Module, abc.ABC):
+    """Base of every IAR model: an nn.Module (train / eval, parameters, forward hooks, `device`) with the
+    few methods the tooling needs, so that no caller has to know which architecture it holds.
+
+    A `prefix` (continue_greedy, revealed_mask, ranking_positions) counts `prefix_unit`s: tokens (raster),
+    scales (next-scale), or revealed tokens in the model's fixed reveal order (masked). `arch` names the
+    architecture in tables and configs; callers never branch on it, they ask the model."""
 
     arch: str
+    prefix_unit: str  # what a prefix counts, for messages: "tokens" or "scales"
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's parameters (else buffers) live; CPU for a model with neither."""
+        for t in itertools.chain(self.parameters(), self.buffers()):
+            return t.device
+        return torch.device("cpu")
 
     @property
     @abc.abstractmethod
@@ -70,6 +86,27 @@ class IARModel(abc.ABC):
         once prefix >= the number of scales). Masked: the first `prefix` positions of the reveal order."""
 
     @abc.abstractmethod
+    def prefix_limit(self) -> int:
+        """Prefix units in one sequence: `revealed_mask(prefix_limit())` reveals every token, so a continuation
+        that has something to fill needs 1 <= prefix < prefix_limit()."""
+
+    @abc.abstractmethod
+    def default_prefix(self) -> int:
+        """The prefix the extraction attack gives when none is chosen, in [1, prefix_limit())."""
+
+    @abc.abstractmethod
+    def ranking_positions(self, prefix: int) -> torch.Tensor:
+        """Bool L: positions whose teacher-forced top-1 accuracy ranks extraction candidates for a
+        continuation from `prefix`; scored positions that the continuation has to produce (outside
+        `revealed_mask(prefix)`), never none for 1 <= prefix < prefix_limit(). Raster: every token after the
+        prefix. Next-scale: the finest scale. Masked: the masked half of teacher forcing, less the prefix."""
+
+    @abc.abstractmethod
+    def quality_features(self, images_Bx3xHxW: torch.Tensor) -> torch.Tensor:
+        """Float B x F features of images in [0, 1] for the Frechet distance of sample quality; a fixed function
+        of the images (deterministic, independent of the batch it is computed in)."""
+
+    @abc.abstractmethod
     def continue_greedy(self, tokens_BxL: torch.Tensor, labels_B: torch.Tensor, prefix: int) -> torch.Tensor:
         """Keep the first `prefix` units of each sequence (tokens / scales / revealed tokens), fill the rest
         greedily (argmax). Returns B x L."""
@@ -85,3 +122,8 @@ class IARModel(abc.ABC):
     def scale_slices(self) -> list[slice]:
         """Token positions of each scale (next-scale); one slice over the whole sequence otherwise."""
         return [slice(0, self.seq_len)]
+
+
+def pooled_pixels(images_Bx3xHxW: torch.Tensor, side: int = 8) -> torch.Tensor:
+    """Quality features of a model without an image encoder: side x side average-pooled pixels, B x 3*side^2."""
+    return F.adaptive_avg_pool2d(images_Bx3xHxW.float(), side).flatten(1)

@@ -19,7 +19,8 @@ import torch
 
 from memlab.iar import report
 from memlab.iar.ablate import AblateConfig, AblationData, config_dict, run_ablation, summarize
-from memlab.iar.extract import ExtractConfig, extract, tokenize_all
+from memlab.iar.batching import tokenize_all
+from memlab.iar.extract import ExtractConfig, extract
 from memlab.iar.interface import IARModel
 from memlab.iar.quality import QualityConfig
 from memlab.iar.unitmem import UnitMemConfig, aggregate, compute_unitmem, resume_point, top_count, unit_scores

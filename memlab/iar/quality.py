@@ -1,22 +1,20 @@
 """Sample quality of an IAR model: held-out token NLL (nats per token, teacher forced) and a Frechet
 distance between generated and held-out images in a feature space.
 
-Features: the model's `encoder_features(images)` if it has one, else its attached tokenizer's
-`encode_latent(images)` (the encoder's pre-quantization output, flattened), else 8x8 average-pooled pixels. The features are projected on
-the top `pca_dim` principal directions of the held-out features before the Frechet distance, because a
-few dozen samples cannot estimate a full covariance in hundreds of dimensions.
+Features: the model's own `quality_features(images)` (our models: their tokenizer's encoder output before
+quantization, flattened; the fake model: 8x8 average-pooled pixels). The features are projected on the
+top `pca_dim` principal directions of the held-out features before the Frechet distance, because a few
+dozen samples cannot estimate a full covariance in hundreds of dimensions.
 """
 
 from __future__ import annotations
 
-
 import numpy as np
 import scipy.linalg
 import torch
-import torch.nn.functional as F
 
+from memlab.iar.batching import decode_all, generate_all, teacher_forced_scores
 from memlab.iar.config import QualityConfig  # noqa: F401  (re-exported API)
-from memlab.iar.extract import decode_all, teacher_forced_scores
 from memlab.iar.interface import IARModel
 
 
@@ -28,24 +26,11 @@ def heldout_nll(model: IARModel, tokens_BxL: torch.Tensor, labels_B: torch.Tenso
     return -float(ll_B.mean())
 
 
-def _encoder(model: IARModel):
-    """The model's encoder_features, else its attached tokenizer's encode_latent, else None."""
-    fn = getattr(model, "encoder_features", None)
-    if callable(fn):
-        return fn
-    try:
-        tokenizer = model.tokenizer
-    except (AttributeError, RuntimeError):  # no tokenizer attached
-        return None
-    fn = getattr(tokenizer, "encode_latent", None)
-    return fn if callable(fn) else None
-
-
 def image_features(model: IARModel, images_Bx3xHxW: torch.Tensor) -> np.ndarray:
-    enc = _encoder(model)
+    """`model.quality_features` as float64 B x F."""
     with torch.no_grad():
-        feats = enc(images_Bx3xHxW) if callable(enc) else F.adaptive_avg_pool2d(images_Bx3xHxW.float(), 8)
-    return feats.flatten(1).double().numpy()
+        feats_BxF = model.quality_features(images_Bx3xHxW)
+    return feats_BxF.flatten(1).double().cpu().numpy()
 
 
 def frechet_from_moments(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
@@ -67,18 +52,15 @@ def frechet_distance(feat_a_NxF: np.ndarray, feat_b_MxF: np.ndarray, pca_dim: in
 
 
 def generate_images(model: IARModel, labels_B: torch.Tensor, seeds: list[int], batch_size: int = 64) -> torch.Tensor:
-    with torch.no_grad():
-        toks = [model.generate(labels_B[i:i + batch_size], seeds[i:i + batch_size])
-                for i in range(0, len(seeds), batch_size)]
-    return decode_all(model, torch.cat(toks), batch_size)
+    """Decoded samples B x 3 x H x W in [0, 1]; sample i depends only on seeds[i]."""
+    return decode_all(model, generate_all(model, labels_B, seeds, batch_size), batch_size)
 
 
 def measure_quality(model: IARModel, heldout_images: torch.Tensor, heldout_tokens_BxL: torch.Tensor,
                     heldout_labels_B: torch.Tensor, cfg: QualityConfig = QualityConfig()) -> dict[str, float]:
     """{'nll': held-out NLL, 'fd': Frechet distance of n_generate samples (labels cycling through the
     held-out labels) to the held-out images}."""
-    if hasattr(model, "eval"):
-        model.eval()
+    model.eval()
     n = cfg.n_generate
     labels = heldout_labels_B[torch.arange(n) % len(heldout_labels_B)]
     gen = generate_images(model, labels, list(range(cfg.seed, cfg.seed + n)), cfg.batch_size)

@@ -27,7 +27,6 @@ from memlab.iar.models import MODEL_CLASSES
 from memlab.iar.tokenizer import ImageTokenizer
 from memlab.io import read_json, write_json
 from memlab.rundir import RunDir
-from memlab.iar.extract import default_prefix  # the same prefix the extraction attack uses
 
 STAGES = ("tokenizer", "model")
 # Per epoch, state/history.json is written before the checkpoint: a crash in between leaves a row past the
@@ -41,21 +40,14 @@ def epoch_generator(seed: int, stage: str, epoch: int) -> torch.Generator:
 
 def build_tokenizer(cfg: RunConfig) -> ImageTokenizer:
     t = cfg.train
-    scales = tuple(t.scales) if t.arch == "next-scale" else (cfg.data.size // 4,)
+    scales = MODEL_CLASSES[t.arch].tokenizer_scales(cfg)
     return ImageTokenizer(sample_size=cfg.data.size, scales=scales, codebook_size=t.codebook_size,
                           latent_channels=t.latent_channels, block_out_channels=tuple(t.tokenizer_channels))
 
 
 def build_model(cfg: RunConfig, num_classes: int):
-    t = cfg.train
-    common = dict(vocab_size=t.codebook_size, num_classes=num_classes, width=t.width, depth=t.depth,
-                  heads=t.heads, mlp_ratio=t.mlp_ratio)
-    grid = cfg.data.size // 4
-    if t.arch == "next-scale":
-        return MODEL_CLASSES[t.arch](scales=tuple(t.scales), **common)
-    if t.arch == "raster":
-        return MODEL_CLASSES[t.arch](seq_len=grid * grid, **common)
-    return MODEL_CLASSES[t.arch](grid=grid, image_size=cfg.data.size, reveal_seed=t.seed, **common)
+    """A freshly initialised model of the run's architecture and sizes."""
+    return MODEL_CLASSES[cfg.train.arch].from_run_config(cfg, num_classes)
 
 
 def _batches(n: int, batch_size: int, g: torch.Generator):
@@ -211,7 +203,7 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: b
         model = st.module.eval()
         model.attach_tokenizer(tok)
         plot_curves(metrics, run / "curves.png")
-        plot_samples(model, train_x[:8], train_y[:8], default_prefix(model), run / "samples.png")
+        plot_samples(model, train_x[:8], train_y[:8], model.default_prefix(), run / "samples.png")  # the attack's
     metrics["final"] = {"tokenizer": metrics["tokenizer"][-1] if metrics["tokenizer"] else {},
                         "model": metrics["model"][-1] if metrics["model"] else {}}
     rd.finish(metrics)  # last: marks the run finished

@@ -66,8 +66,7 @@ def activation_means(model: IARModel, images_Kx3xHxW: torch.Tensor, labels_K: to
     K = len(images_Kx3xHxW)
     if K < 2:
         raise UsageError(f"UnitMem needs at least 2 training images, got {K}")
-    if hasattr(model, "eval"):
-        model.eval()
+    model.eval()
     stats = UnitStats(model, K)
     fingerprint = _fingerprint(model, cfg, image_ids)
     first = _resume(stats, checkpoint, fingerprint) if checkpoint else 0

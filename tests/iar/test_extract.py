@@ -6,8 +6,8 @@ import torch
 
 import torch.nn.functional as F
 
-from memlab.iar import extract as ext
-from memlab.iar.extract import ExtractConfig, calibrate_threshold, extract, tokenize_all
+from memlab.iar.batching import tokenize_all
+from memlab.iar.extract import ExtractConfig, calibrate_threshold, extract
 from memlab.iar.fake import FakeIAR
 from memlab.iar.models import MaskedTokenModel
 from memlab.iar.pipeline import fold_duplicates
@@ -85,14 +85,15 @@ def test_extraction_and_nll_positions_come_from_the_model_interface():
     fake, fake_ns = FakeIAR("raster", seed=2), FakeIAR("next-scale", seed=2)  # 16 tokens; scales 1, 4, 16
     masked = MaskedTokenModel(vocab_size=8, grid=3, num_classes=2, width=16, depth=1, heads=2, mlp_ratio=2,
                               image_size=12).eval()
-    assert ext.generated_positions(fake, 4).nonzero().flatten().tolist() == list(range(4, 16))
-    assert ext.scored_positions(fake, 4).nonzero().flatten().tolist() == list(range(4, 16))
-    assert ext.generated_positions(fake_ns, 2).nonzero().flatten().tolist() == list(range(5, 21))
-    assert ext.generated_positions(fake_ns, 1).nonzero().flatten().tolist() == list(range(1, 21))
-    assert ext.scored_positions(fake_ns, 1).nonzero().flatten().tolist() == list(range(5, 21))  # finest scale
+    generated = lambda m, prefix: (~m.revealed_mask(prefix)).nonzero().flatten().tolist()
+    ranked = lambda m, prefix: m.ranking_positions(prefix).nonzero().flatten().tolist()
+    assert generated(fake, 4) == list(range(4, 16)) and ranked(fake, 4) == list(range(4, 16))
+    assert generated(fake_ns, 2) == list(range(5, 21)) and generated(fake_ns, 1) == list(range(1, 21))
+    assert ranked(fake_ns, 1) == list(range(5, 21))  # finest scale
     order = masked.reveal_order_L
-    assert ext.generated_positions(masked, 2).nonzero().flatten().tolist() == sorted(order[2:].tolist())
-    assert ext.scored_positions(masked, 2).nonzero().flatten().tolist() == sorted(order[9 // 2:].tolist())
+    assert generated(masked, 2) == sorted(order[2:].tolist())
+    assert ranked(masked, 2) == sorted(order[9 // 2:].tolist())  # the masked half of teacher forcing
+    assert ranked(masked, 6) == sorted(order[6:].tolist())  # ... less what a longer prefix reveals
     with torch.no_grad():
         for model in (fake, fake_ns, masked):
             t = torch.randint(0, 8, (5, model.seq_len)); y = torch.tensor([0, 1, 1, 0, 1])

@@ -55,7 +55,7 @@ def test_revealed_mask_is_what_continue_greedy_keeps_and_reads(name):
     m = _any(name).eval()
     L = m.seq_len
     sizes = [s.stop - s.start for s in m.scale_slices()]
-    n_prefix = len(sizes) if m.arch == "next-scale" else L  # prefix counts scales, or tokens
+    n_prefix = m.prefix_limit()  # prefix counts scales, or tokens
     t = torch.randint(0, m.vocab_size, (3, L)); y = torch.tensor([2, 0, 1])
     t_other = (t + torch.randint(1, m.vocab_size, t.shape)) % m.vocab_size  # differs from t everywhere
     previous = torch.zeros(L, dtype=torch.bool)

@@ -1,14 +1,20 @@
-"""Plumbing shared by the three IAR models: the attached tokenizer, unit maps, seeded sampling."""
+"""Plumbing shared by the three IAR models: the attached tokenizer, unit maps, seeded sampling, building
+from a run config."""
 
 from __future__ import annotations
 
+import abc
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from memlab.iar.interface import IARModel, UnitSpec
+
+if TYPE_CHECKING:
+    from memlab.iar.config import RunConfig
 
 
 def per_seed_generators(seeds: list[int]) -> list[torch.Generator]:
@@ -30,10 +36,45 @@ def sample_rows(logits_BxNxV: torch.Tensor, generators: list[torch.Generator], t
 
 class TokenizedIAR(IARModel):
     """IARModel pieces that do not depend on the architecture. The tokenizer is attached, not registered as
-    a sub-module, so the model's save_pretrained holds only the model's own weights."""
+    a sub-module, so the model's save_pretrained holds only the model's own weights. Prefixes count tokens
+    here (raster, masked); the next-scale model counts scales instead.
+
+    Models list their bases as (ModelMixin, <this>, ConfigMixin): IARModel is an nn.Module, and ModelMixin's
+    attribute lookup must fall through to nn.Module's (which finds sub-modules), not to ConfigMixin's."""
 
     sample_temperature: float = 1.0
     sample_top_k: int | None = None
+    prefix_unit = "tokens"
+
+    @classmethod
+    @abc.abstractmethod
+    def from_run_config(cls, cfg: RunConfig, num_classes: int) -> TokenizedIAR:
+        """A freshly initialised model of the sizes in `cfg` for `num_classes` classes."""
+
+    @staticmethod
+    def trunk_config(cfg: RunConfig, num_classes: int) -> dict:
+        """Constructor arguments every model shares: vocabulary, classes, transformer sizes."""
+        t = cfg.train
+        return {"vocab_size": t.codebook_size, "num_classes": num_classes, "width": t.width, "depth": t.depth,
+                "heads": t.heads, "mlp_ratio": t.mlp_ratio}
+
+    @classmethod
+    def tokenizer_scales(cls, cfg: RunConfig) -> tuple[int, ...]:
+        """Token-map sides the run's tokenizer produces: one latent grid (image size / 4)."""
+        return (cfg.data.size // 4,)
+
+    def prefix_limit(self) -> int:
+        """Prefixes count tokens: `seq_len` reveals everything."""
+        return self.seq_len
+
+    def default_prefix(self) -> int:
+        """A quarter of the tokens (at least one)."""
+        return max(1, self.seq_len // 4)
+
+    def quality_features(self, images_Bx3xHxW: torch.Tensor) -> torch.Tensor:
+        """The attached tokenizer's encoder output before quantization, flattened: B x (C * h * w)."""
+        dev = next(self.tokenizer.parameters()).device
+        return self.tokenizer.encode_latent(images_Bx3xHxW.to(dev)).flatten(1)
 
     @property
     def vocab_size(self) -> int:

@@ -43,7 +43,7 @@ class _PositionalEmbed(nn.Module):
         return self.inner(input_ids_BxGxG) + self.pos_1xCxGxG
 
 
-class MaskedTokenModel(ModelMixin, ConfigMixin, TokenizedIAR):
+class MaskedTokenModel(ModelMixin, TokenizedIAR, ConfigMixin):
     config_name = "config.json"
     arch = "masked"
 
@@ -97,6 +97,16 @@ class MaskedTokenModel(ModelMixin, ConfigMixin, TokenizedIAR):
     def scored_positions(self) -> torch.Tensor:
         """Bool L: the masked half, whose teacher-forced logits are predictions."""
         return ~self.revealed_mask(self.seq_len // 2)
+
+    def ranking_positions(self, prefix: int) -> torch.Tensor:
+        """Bool L: the masked half of teacher forcing that the prefix does not reveal (the whole masked half for
+        prefix <= L / 2, the default)."""
+        return self.scored_positions() & ~self.revealed_mask(prefix)
+
+    @classmethod
+    def from_run_config(cls, cfg, num_classes: int) -> MaskedTokenModel:
+        return cls(grid=cfg.data.size // 4, image_size=cfg.data.size, reveal_seed=cfg.train.seed,
+                   **cls.trunk_config(cfg, num_classes))
 
     def training_loss(self, tokens_BxL: torch.Tensor, labels_B: torch.Tensor, generator: torch.Generator):
         """aMUSEd objective: mask each sample's tokens with probability cos(pi/2 u), u ~ U(0, 1) (at least one),

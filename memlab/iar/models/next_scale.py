@@ -21,9 +21,10 @@ from memlab.iar.models.layers import KVCache, Trunk
 from memlab.iar.tokenizer import _resize, scale_slices
 
 
-class NextScaleTransformer(ModelMixin, ConfigMixin, AutoregressiveIAR):
+class NextScaleTransformer(ModelMixin, AutoregressiveIAR, ConfigMixin):
     config_name = "config.json"
     arch = "next-scale"
+    prefix_unit = "scales"
 
     @register_to_config
     def __init__(self, vocab_size: int = 256, scales: tuple[int, ...] = (1, 2, 3, 4), num_classes: int = 10,
@@ -75,6 +76,30 @@ class NextScaleTransformer(ModelMixin, ConfigMixin, AutoregressiveIAR):
         slices = self.scale_slices()
         stop = slices[prefix].start if prefix < len(slices) else self.seq_len
         return torch.arange(self.seq_len, device=self.device) < stop
+
+    def prefix_limit(self) -> int:
+        """Prefixes count scales: all of them reveal everything."""
+        return len(self.config.scales)
+
+    def default_prefix(self) -> int:
+        """Half of the scales (at least one)."""
+        return max(1, len(self.config.scales) // 2)
+
+    def ranking_positions(self, prefix: int) -> torch.Tensor:
+        """Bool L: the finest scale, whatever the prefix (the scale that decides what the image looks like;
+        coarse scales are easy to predict for any image)."""
+        keep_L = torch.zeros(self.seq_len, dtype=torch.bool, device=self.device)
+        keep_L[self.scale_slices()[-1]] = True
+        return keep_L
+
+    @classmethod
+    def tokenizer_scales(cls, cfg) -> tuple[int, ...]:
+        """The run's scales (coarse to fine, ending at the latent grid)."""
+        return tuple(cfg.train.scales)
+
+    @classmethod
+    def from_run_config(cls, cfg, num_classes: int) -> NextScaleTransformer:
+        return cls(scales=tuple(cfg.train.scales), **cls.trunk_config(cfg, num_classes))
 
     @torch.no_grad()
     def _fill(self, tokens_BxL, labels_B, prefix: int, choose, use_cache: bool = True):

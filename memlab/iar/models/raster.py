@@ -17,7 +17,7 @@ from memlab.iar.models.base import AutoregressiveIAR
 from memlab.iar.models.layers import KVCache, Trunk
 
 
-class RasterTransformer(ModelMixin, ConfigMixin, AutoregressiveIAR):
+class RasterTransformer(ModelMixin, AutoregressiveIAR, ConfigMixin):
     config_name = "config.json"
     arch = "raster"
 
@@ -50,6 +50,15 @@ class RasterTransformer(ModelMixin, ConfigMixin, AutoregressiveIAR):
     def revealed_mask(self, prefix: int) -> torch.Tensor:
         """Bool L: the first `prefix` tokens."""
         return torch.arange(self.seq_len, device=self.device) < prefix
+
+    def ranking_positions(self, prefix: int) -> torch.Tensor:
+        """Bool L: every token after the prefix."""
+        return ~self.revealed_mask(prefix)
+
+    @classmethod
+    def from_run_config(cls, cfg, num_classes: int) -> RasterTransformer:
+        grid = cfg.data.size // 4
+        return cls(seq_len=grid * grid, **cls.trunk_config(cfg, num_classes))
 
     @torch.no_grad()
     def _fill(self, tokens_BxL: torch.Tensor, labels_B: torch.Tensor, prefix: int, choose, use_cache: bool = True):
