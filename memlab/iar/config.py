@@ -1,6 +1,6 @@
 """Typed configs of an IAR run (no torch import: the CLI builds them while `memlab --help` stays light).
 
-A run directory's config.json is {"data": ImageDataConfig, "train": IARTrainConfig}; the image set is
+A run directory's config.json is {"kind": "iar-train", "data": ImageDataConfig, "train": IARTrainConfig}; the image set is
 rebuilt from it (spec + seed), never stored.
 """
 

@@ -17,7 +17,6 @@ import torch.nn.functional as F
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from tqdm import tqdm
 
-from memlab.errors import UsageError
 from memlab.iar.checkpoint import latest_epoch, load_pretrained, load_stage, save_stage
 from memlab.iar.config import RunConfig
 from memlab.iar.data import image_set_tensors
@@ -26,7 +25,7 @@ from memlab.iar.load import read_run_config
 from memlab.iar.models import MODEL_CLASSES
 from memlab.iar.tokenizer import ImageTokenizer
 from memlab.io import read_json, write_json
-from memlab.rundir import RunDir
+from memlab.rundir import STATE, RunDir
 
 STAGES = ("tokenizer", "model")
 # Per epoch, state/history.json is written before the checkpoint: a crash in between leaves a row past the
@@ -85,7 +84,7 @@ class _Stage:
 
     def __init__(self, run: Path, name: str, cls, fresh, lr: float, cfg: RunConfig, steps_per_epoch: int,
                  epochs: int):
-        self.dir, self.name, self.epochs = run / "state" / name, name, epochs
+        self.dir, self.name, self.epochs = run / STATE / name, name, epochs
         t = cfg.train
         total = max(1, steps_per_epoch * epochs)
         opt_factory = lambda m: torch.optim.AdamW(m.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=t.weight_decay)
@@ -93,8 +92,9 @@ class _Stage:
         if latest_epoch(self.dir) > 0:
             self.module, self.opt, self.sched, self.start = load_stage(self.dir, cls, opt_factory, sched_factory)
         else:
-            torch.manual_seed(t.seed + STAGES.index(name))  # initial weights
-            self.module = fresh()
+            with torch.random.fork_rng():  # initial weights, without reseeding the caller's generator
+                torch.manual_seed(t.seed + STAGES.index(name))
+                self.module = fresh()
             self.opt, self.start = opt_factory(self.module), 0
             self.sched = sched_factory(self.opt)
         self.module.train()
@@ -120,12 +120,17 @@ def _prepare(run: Path, cfg: RunConfig, resume: bool):
     rd, mode = RunDir.open(run, "iar-train", resume=resume)
     if mode == "fresh":
         return rd, {}
-    stored = read_run_config(run)
-    if stored != cfg:
-        a, b = stored.to_dict(), cfg.to_dict()
-        diff = next(f"{s}.{k}" for s in a for k in a[s] if a[s][k] != b[s][k])
-        raise UsageError(f"--resume needs the run's own settings; {diff} differs from {rd.config_file}")
-    return rd, read_json(_history(rd)) if _history(rd).is_file() else {}
+    read_run_config(run)  # a damaged config.json is named before it is compared
+    rd.require_config(cfg.to_dict())
+    if _history(rd).is_file():
+        return rd, read_json(_history(rd))
+    legacy = read_json(rd.metrics_file) if rd.is_done() else {}  # before run kinds: rewritten every epoch
+    return rd, legacy if isinstance(legacy, dict) and "final" not in legacy else {}
+
+
+def _finished(rd: RunDir) -> dict | None:
+    metrics = rd.finished_metrics()
+    return metrics if metrics is not None and "final" in metrics else None
 
 
 def _history(rd: RunDir) -> Path:
@@ -138,8 +143,8 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: b
     figures=False skips curves.png / samples.png (tests)."""
     run = Path(out)
     rd, metrics = _prepare(run, cfg, resume)
-    if rd.is_done():
-        return read_json(rd.metrics_file)
+    if _finished(rd) is not None:
+        return _finished(rd)
     train_x, train_y, heldout_x, heldout_y, _ = image_set_tensors(cfg.data)  # data errors before any write
     if not rd.config_file.is_file():
         rd.start(cfg.to_dict())
