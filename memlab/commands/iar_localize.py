@@ -109,9 +109,11 @@ def run_ablate(args) -> int:
     cfgs = _configs(args, ABLATE)
     if args.tag and not args.tag.replace("-", "").replace("_", "").isalnum():
         raise UsageError(f"--tag must be letters, digits, '-' or '_', got {args.tag!r}")
+    from memlab.iar.extract import attack_prefix
     from memlab.iar.pipeline import ablation, load_units
 
     model, data, rd = _open(args.run, f"ablate-{args.tag}" if args.tag else "ablate", "iar-ablate")
+    attack_prefix(model, cfgs["extract"].prefix)  # before the implicit localize writes anything
     units = load_units(model, data, rd.path.parent / "localize", show=print_table)
     return _emit(args, ablation(model, data, units, cfgs["ablate"], cfgs["extract"], cfgs["quality"], rd,
                                 show=print_table))

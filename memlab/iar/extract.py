@@ -92,17 +92,23 @@ def rank_candidates(model: IARModel, tokens_NxL: torch.Tensor, labels_N: torch.T
     return np.lexsort((-ll_N, -acc_N)), acc_N, ll_N
 
 
+def attack_prefix(model: IARModel, prefix: int | None) -> int:
+    """The prefix the attack gives (the model's default when None), checked against the model."""
+    prefix = model.default_prefix() if prefix is None else prefix
+    limit = model.prefix_limit()
+    if not 1 <= prefix < limit:
+        raise UsageError(f"--prefix must be in [1, {limit - 1}] {model.prefix_unit} for this {model.arch} model, "
+                         f"got {prefix}")
+    return prefix
+
+
 def extract(model: IARModel, train_tokens_NxL: torch.Tensor, train_labels_N: torch.Tensor, train_ids: np.ndarray,
             heldout_tokens_MxL: torch.Tensor, heldout_labels_M: torch.Tensor, cfg: ExtractConfig = ExtractConfig(),
             candidates: np.ndarray | None = None) -> ExtractResult:
     """Run the extraction attack. `candidates` (rows of the training set) skips the ranking, so an edited
     model can be tested on the same images as the original one."""
     model.eval()
-    prefix = cfg.prefix if cfg.prefix is not None else model.default_prefix()
-    limit = model.prefix_limit()
-    if not 1 <= prefix < limit:
-        raise UsageError(f"--prefix must be in [1, {limit - 1}] {model.prefix_unit} for this {model.arch} model, "
-                         f"got {prefix}")
+    prefix = attack_prefix(model, cfg.prefix)
     order, acc_N, ll_N = rank_candidates(model, train_tokens_NxL, train_labels_N, prefix, cfg.batch_size)
     if candidates is None:
         candidates = order[:cfg.n_candidates]

@@ -8,6 +8,7 @@ training image counts once, and its number of copies is kept to check that extra
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,14 +18,16 @@ import numpy as np
 import pandas as pd
 import torch
 
+from memlab.errors import UsageError
 from memlab.iar import report
 from memlab.iar.ablate import AblateConfig, AblationData, config_dict, run_ablation, summarize
 from memlab.iar.batching import tokenize_all
-from memlab.iar.extract import ExtractConfig, extract
+from memlab.iar.extract import ExtractConfig, attack_prefix, extract
 from memlab.iar.interface import IARModel
 from memlab.iar.quality import QualityConfig
-from memlab.iar.unitmem import UnitMemConfig, aggregate, compute_unitmem, resume_point, top_count, unit_scores
-from memlab.io import read_json, read_parquet, save_npy, write_json, write_parquet, write_text
+from memlab.iar.unitmem import (UnitMemConfig, aggregate, check_image_count, compute_unitmem, resume_point,
+                                top_count, unit_scores)
+from memlab.io import normalize_json, read_json, read_parquet, save_npy, write_json, write_parquet, write_text
 from memlab.rundir import RunDir
 
 
@@ -63,7 +66,8 @@ def localize(model: IARModel, data: RunData, cfg: UnitMemConfig, out: Path | Run
              show: Show = None) -> dict:
     rd = _rundir(out, "iar-localize")
     out = rd.path
-    resume_point(model, cfg, data.train_ids, rd.state)  # damaged running sums fail before anything is written
+    check_image_count(len(data.train_ids))  # bad input and damaged running sums fail before anything is written
+    resume_point(model, cfg, data.train_ids, rd.state)
     rd.start({"unitmem": asdict(cfg)})
     # state/ keeps the running sums, so an interrupted UnitMem pass resumes where it stopped
     table = compute_unitmem(model, data.train_images, data.train_labels, data.train_ids, cfg, progress,
@@ -103,6 +107,7 @@ def _auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
 def extraction(model: IARModel, data: RunData, cfg: ExtractConfig, out: Path | RunDir, show: Show = None) -> dict:
     rd = _rundir(out, "iar-extract")
     out = rd.path
+    attack_prefix(model, cfg.prefix)  # a prefix the model cannot take fails before anything is written
     rd.start({"extract": asdict(cfg)})
     tr = tokenize_all(model, data.train_images, cfg.batch_size)
     ho = tokenize_all(model, data.heldout_images, cfg.batch_size)
@@ -132,12 +137,22 @@ def extraction(model: IARModel, data: RunData, cfg: ExtractConfig, out: Path | R
 
 def load_units(model: IARModel, data: RunData, localize_dir: Path, progress: bool = True,
                show: Show = None) -> pd.DataFrame:
-    """UnitMem per unit from localize_dir/unitmem.parquet; computed there (default config) when missing."""
-    path = localize_dir / "unitmem.parquet"
-    if not path.is_file():
-        localize_dir.mkdir(parents=True, exist_ok=True)
-        localize(model, data, UnitMemConfig(), localize_dir, progress, show)
-    return unit_scores(read_parquet(path, what="UnitMem table"))
+    """UnitMem per unit from a finished localize_dir (an `iar-localize` result); computed there with the
+    default config when it is missing or unfinished."""
+    rd, mode = RunDir.open(localize_dir, "iar-localize", flag="localize directory", continue_same=True)
+    path = rd.path / "unitmem.parquet"
+    if mode != "done" or not path.is_file():
+        localize(model, data, UnitMemConfig(), rd, progress, show)
+    table = read_parquet(path, what="UnitMem table")
+    missing = sorted({"layer", "block", "unit", "scale", "score", "k_star", "image_id"} - set(table.columns))
+    if missing:
+        raise UsageError(f"damaged UnitMem table {path}: no column {missing[0]!r}")
+    return unit_scores(table)
+
+
+def units_digest(units: pd.DataFrame) -> str:
+    """A fingerprint of a unit table: finished ablation rows are reused only for the same units."""
+    return hashlib.sha1(pd.util.hash_pandas_object(units, index=False).to_numpy().tobytes()).hexdigest()[:16]
 
 
 def ablation(model: IARModel, data: RunData, units: pd.DataFrame, cfg: AblateConfig, ext_cfg: ExtractConfig,
@@ -145,14 +160,20 @@ def ablation(model: IARModel, data: RunData, units: pd.DataFrame, cfg: AblateCon
     """Resumable: rows of finished conditions live in out/state/rows.json, reused when the config matches."""
     rd = _rundir(out, "iar-ablate")
     out = rd.path
-    config = {"ablate": config_dict(cfg), "extract": asdict(ext_cfg), "quality": asdict(q_cfg)}
+    attack_prefix(model, ext_cfg.prefix)
+    config = {"ablate": config_dict(cfg), "extract": asdict(ext_cfg), "quality": asdict(q_cfg),
+              "units": units_digest(units)}
     rows_file = rd.state / "rows.json"
-    done = read_json(rows_file) if rows_file.is_file() and rd.same_config(config) else {}
+    saved = read_json(rows_file) if rows_file.is_file() else None
+    # the rows carry the config they were computed under: a run killed before its first row of a new config
+    # leaves the old rows behind, and they must not count for the new one
+    done = dict(saved["rows"]) if isinstance(saved, dict) and saved.get("config") == normalize_json(config) \
+        and isinstance(saved.get("rows"), dict) else {}
     rd.start(config)
 
     def save(row: dict) -> None:
         done[row["key"]] = row
-        write_json(rows_file, done)
+        write_json(rows_file, {"config": config, "rows": done})
 
     abl = AblationData(tokenize_all(model, data.train_images), data.train_labels, data.train_ids,
                        tokenize_all(model, data.heldout_images), data.heldout_labels, data.heldout_images)

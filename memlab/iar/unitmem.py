@@ -57,6 +57,11 @@ class UnitStats:
         self.sums[name].index_add_(0, self.index, per_BxSxU.double())
 
 
+def check_image_count(K: int) -> None:
+    if K < 2:
+        raise UsageError(f"UnitMem needs at least 2 training images, got {K}")
+
+
 def activation_means(model: IARModel, images_Kx3xHxW: torch.Tensor, labels_K: torch.Tensor,
                      image_ids: np.ndarray, cfg: UnitMemConfig, progress: bool = True,
                      checkpoint: Path | None = None) -> dict[str, np.ndarray]:
@@ -64,8 +69,7 @@ def activation_means(model: IARModel, images_Kx3xHxW: torch.Tensor, labels_K: to
     directory), the running sums are saved atomically after every batch and an interrupted pass resumes
     from the last finished batch when the images and config are the same."""
     K = len(images_Kx3xHxW)
-    if K < 2:
-        raise UsageError(f"UnitMem needs at least 2 training images, got {K}")
+    check_image_count(K)
     model.eval()
     stats = UnitStats(model, K)
     fingerprint = _fingerprint(model, cfg, image_ids)

@@ -87,7 +87,50 @@ def test_localize_extract_ablate_end_to_end_and_resume(capsys, run_dir):
     first = json.loads(capsys.readouterr().out)
     assert first["random"]["n_draws"] == 2 and set(first["per_block"]) == {"0", "1"}
     rows = (run_dir / "ablate" / "state" / "rows.json").read_text()
-    assert len(json.loads(rows)) == 1 + (1 + 1 + 2) + 2  # baseline, top, bottom, 2 random, 2 blocks
+    assert len(json.loads(rows)["rows"]) == 1 + (1 + 1 + 2) + 2  # baseline, top, bottom, 2 random, 2 blocks
     assert main(argv) == 0  # resumes: every condition is reused, same numbers
     assert json.loads(capsys.readouterr().out) == first
     assert (run_dir / "ablate" / "state" / "rows.json").read_text() == rows
+
+
+def _listing(root):
+    return sorted((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
+                  for p in root.rglob("*") if p.is_file())
+
+
+def test_a_prefix_the_model_cannot_take_writes_nothing(capsys, run_dir, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    shutil.rmtree(run / "localize", ignore_errors=True)
+    before = _listing(run)
+    for cmd in ("extract", "ablate"):  # ablate would first localize into RUN/localize
+        _one_line_error(capsys, main(["iar", cmd, str(run), "--prefix", "999"]), "--prefix must be in [1, 2] scales")
+    assert _listing(run) == before and not (run / "localize").exists()
+
+
+def test_ablation_rows_of_another_config_or_other_units_are_not_reused(capsys, run_dir, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    argv = ["iar", "ablate", str(run), "--top", "10", "--sweep", "10", "--n-random", "1", "--n-generate", "8",
+            "--candidates", "4", "--no-by-block", "--json"]
+    assert main([*argv, "--factor", "0.5"]) == 0
+    half = json.loads(capsys.readouterr().out)
+    rows_file = run / "ablate" / "state" / "rows.json"
+    stale = json.loads(rows_file.read_text())
+    assert main([*argv, "--factor", "0"]) == 0
+    zero = json.loads(capsys.readouterr().out)
+    assert zero["factor"] == 0 and zero != half
+    # as if a factor-0 run had been killed before its first row: config.json says 0, rows.json holds 0.5's
+    rows_file.write_text(json.dumps(stale))
+    (run / "ablate" / "metrics.json").unlink()
+    assert main([*argv, "--factor", "0"]) == 0
+    assert json.loads(capsys.readouterr().out) == zero  # recomputed, not the stale factor-0.5 rows
+    # new units (localize re-run with other settings): the rows are recomputed for them
+    assert main(["iar", "localize", str(run), "--n-aug", "3", "--rest", "median"]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--factor", "0"]) == 0
+    assert json.loads(rows_file.read_text())["config"]["units"] != stale["config"]["units"]
