@@ -26,6 +26,7 @@ KINDS = {
     "iar-localize": "`memlab iar localize` result",
     "iar-extract": "`memlab iar extract` result",
     "iar-ablate": "`memlab iar ablate` result",
+    "iar-yardstick": "`memlab iar ablate --localizer` yardstick result",
 }
 STATE = "state"
 CONFIG = "config.json"

@@ -9,15 +9,19 @@ import argparse
 import sys
 
 from memlab.errors import UsageError
-from memlab.iar.config import AblateConfig, AugmentConfig, ExtractConfig, QualityConfig, UnitMemConfig
+from memlab.iar.config import (AblateConfig, AugmentConfig, ExtractConfig, QualityConfig, UnitMemConfig,
+                               YardstickConfig)
 from memlab.options import Section, add_config_flag, add_section, load_config_file, resolve
 
 LOCALIZE = [Section("augment", AugmentConfig, title="augmentations"),
             Section("unitmem", UnitMemConfig, follow={"augment": ("augment", None)}, title="UnitMem")]
 EXTRACT = [Section("extract", ExtractConfig, title="extraction")]
-ABLATE = [*EXTRACT, Section("ablate", AblateConfig, title="ablation"),
+ABLATE = [*EXTRACT, Section("ablate", AblateConfig, title="equal-k ablation (without --localizer)"),
           Section("quality", QualityConfig, follow={"seed": ("ablate", "seed"), "batch_size": ("extract", "batch_size")},
                   title="quality")]
+YARDSTICK = Section("yardstick", YardstickConfig, follow={"seed": ("ablate", "seed"), "pca_dim": ("quality", "pca_dim")},
+                    title="yardstick (with --localizer): top-k edits against a random-edit cloud at matched cost")
+LEGACY_ONLY = ("top_pct", "factor", "controls", "n_random", "sweep", "rank", "by_block", "n_generate")
 
 
 def _common(p: argparse.ArgumentParser, sections: list[Section]) -> None:
@@ -43,10 +47,13 @@ def register(iar_sub) -> None:
     p.set_defaults(func=run_extract)
 
     p = iar_sub.add_parser("ablate", help="edit the top-k%% UnitMem units; re-extract and re-measure quality",
-                           description="Scale the incoming weights of the top-k% units by --factor, beside the "
-                                       "same edit on random and bottom units. Uses RUN/localize (computed if "
-                                       "missing). Resumes finished edits when the config is unchanged.")
-    _common(p, ABLATE)
+                           description="With --localizer NAME: the yardstick. The localizer's top-k%% edits "
+                                       "and a random-edit cloud, each scored on fixed target and control sets "
+                                       "(RUN/evalsets.json) with quality costs, and verdicts at matched cost; "
+                                       "writes RUN/yardstick[-TAG]. Without it: the equal-k ablation of the "
+                                       "top-k%% units beside random and bottom units (RUN/ablate[-TAG]). Both "
+                                       "use RUN/localize (computed if missing) and resume finished edits.")
+    _common(p, [*ABLATE, YARDSTICK])
     p.add_argument("--tag", default="", help="write to RUN/ablate-TAG instead of RUN/ablate (keep several edits)")
     p.set_defaults(func=run_ablate)
 
@@ -106,14 +113,47 @@ def run_extract(args) -> int:
 
 
 def run_ablate(args) -> int:
-    cfgs = _configs(args, ABLATE)
+    yardstick = getattr(args, YARDSTICK.dest("localizer")) is not None
+    given = {s.flag(f): s for s in (*ABLATE, YARDSTICK) for f, _ in s.fields()
+             if getattr(args, s.dest(f.name)) is not None and (f.name in LEGACY_ONLY or s is YARDSTICK)}
+    wrong = [flag for flag, s in given.items() if (s is YARDSTICK) != yardstick]
+    if wrong and yardstick:
+        raise UsageError(f"{wrong[0]} belongs to the equal-k ablation; with --localizer the edits are set by "
+                         "--ks, --factors and --cloud-ks")
+    if wrong:
+        raise UsageError(f"{wrong[0]} is a yardstick option: it needs --localizer NAME")
+    cfgs = _configs(args, [*ABLATE, YARDSTICK] if yardstick else ABLATE)
     if args.tag and not args.tag.replace("-", "").replace("_", "").isalnum():
         raise UsageError(f"--tag must be letters, digits, '-' or '_', got {args.tag!r}")
     from memlab.iar.extract import attack_prefix
     from memlab.iar.pipeline import ablation, load_units
 
-    model, data, rd = _open(args.run, f"ablate-{args.tag}" if args.tag else "ablate", "iar-ablate")
+    sub, kind = ("yardstick", "iar-yardstick") if yardstick else ("ablate", "iar-ablate")
+    model, data, rd = _open(args.run, f"{sub}-{args.tag}" if args.tag else sub, kind)
     attack_prefix(model, cfgs["extract"].prefix)  # before the implicit localize writes anything
     units = load_units(model, data, rd.path.parent / "localize", show=print_table)
+    if yardstick:
+        return _emit(args, _yardstick(args, model, data, units, cfgs, rd))
     return _emit(args, ablation(model, data, units, cfgs["ablate"], cfgs["extract"], cfgs["quality"], rd,
                                 show=print_table))
+
+
+def _yardstick(args, model, data, units, cfgs, rd) -> dict:
+    from memlab.iar.classifier import ensure_classifier
+    from memlab.iar.compare import run_comparison
+    from memlab.iar.load import read_run_config
+    from memlab.iar.pipeline import units_digest
+    from memlab.io import read_json
+
+    run = rd.path.parent
+
+    def classifier():
+        model, info = ensure_classifier(run, read_run_config(run).data)
+        print(f"class-consistency classifier: {info['status']}, held-out accuracy {info['heldout_accuracy']:.3f}",
+              file=sys.stderr)
+        return model
+
+    loc = read_json(run / "localize" / "metrics.json")
+    return run_comparison(model, data, units, cfgs["yardstick"], cfgs["extract"], rd, run_dir=run,
+                          classifier=classifier, localizer_seconds=float(loc.get("seconds", 0.0)),
+                          units_digest=units_digest(units), show=print_table)

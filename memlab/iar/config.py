@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from memlab.errors import UsageError, check_choice, check_float, check_int
+from memlab.errors import FieldError, UsageError, check_choice, check_float, check_int
 from memlab.options import option
 
 ARCHS = ("next-scale", "raster", "masked")
@@ -218,3 +218,42 @@ class AblateConfig:
     @property
     def pcts(self) -> list[float]:
         return sorted({float(self.top_pct), *map(float, self.sweep)})
+
+
+LOCALIZERS = ("unitmem",)  # the registry of the localizer issue fills this
+
+
+@dataclass(frozen=True)
+class YardstickConfig:
+    """`memlab iar ablate --localizer`: the localizer's top-k edits beside a random-edit cloud, all scored
+    by the yardstick, with verdicts at matched cost."""
+
+    localizer: str = option("unitmem", "who chooses the units to edit", choices=LOCALIZERS)
+    ks: tuple[float, ...] = option((1.0, 5.0, 10.0, 20.0), "k values of the localizer's top-k% edits", unit="percent")
+    factors: tuple[float, ...] = option((0.5, 0.0), "weight factors of every edit, in [0, 1] (0 removes)")
+    cloud_ks: tuple[float, ...] = option((0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0), "k values of the random cloud",
+                                         unit="percent")
+    n_draws: int = option(5, "random draws per (k, factor) of the cloud (at least 5)")
+    n_samples: int = option(256, "samples per condition for the Frechet distance, sample NLL and class consistency")
+    targets: tuple[str, ...] = option((), "target image ids (default: the planted duplicates, else a seeded half "
+                                          "of what the unedited model extracts)", shown="planted duplicates")
+    pca_dim: int = option(16, "PCA dimensions of the Frechet distance")
+    n_boot: int = option(1000, "bootstrap resamples of the matched-cost curves")
+    seed: int = option(0, "seed of the random cloud, the samples and the target split")
+
+    def __post_init__(self):
+        check_choice("localizer", self.localizer, LOCALIZERS)
+        for name in ("ks", "cloud_ks"):
+            if not vars(self)[name]:
+                raise FieldError(name, "must list at least one k")
+            for k in vars(self)[name]:
+                check_float(f"{name} (each value)", k, 0, 100, lo_open=True)
+        if not self.factors:
+            raise FieldError("factors", "must list at least one factor")
+        for f in self.factors:
+            check_float("factors (each value)", f, 0, 1)
+        check_int("n_draws", self.n_draws, 5)
+        check_int("n_samples", self.n_samples, 2)
+        check_int("pca_dim", self.pca_dim, 1)
+        check_int("n_boot", self.n_boot, 10)
+        check_int("seed", self.seed, 0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -69,6 +70,7 @@ def localize(model: IARModel, data: RunData, cfg: UnitMemConfig, out: Path | Run
     check_image_count(len(data.train_ids))  # bad input and damaged running sums fail before anything is written
     resume_point(model, cfg, data.train_ids, rd.state)
     rd.start({"unitmem": asdict(cfg)})
+    t0 = time.perf_counter()
     # state/ keeps the running sums, so an interrupted UnitMem pass resumes where it stopped
     table = compute_unitmem(model, data.train_images, data.train_labels, data.train_ids, cfg, progress,
                             checkpoint=rd.state)
@@ -87,7 +89,8 @@ def localize(model: IARModel, data: RunData, cfg: UnitMemConfig, out: Path | Run
         "top_mean_score": float(top["score"].mean()),
         "top_kstar_duplicated_share": float(top["image_id"].isin(dup).mean()) if dup else None,
         "duplicated_share_of_images": len(dup) / len(data.train_ids),
-        "per_block": per_block.to_dict(orient="list"), "per_scale_block": per_sb.to_dict(orient="list")}
+        "per_block": per_block.to_dict(orient="list"), "per_scale_block": per_sb.to_dict(orient="list"),
+        "seconds": time.perf_counter() - t0}  # of this pass (a resumed pass counts only its own part)
     rd.finish(metrics)
     if show:
         show(f"UnitMem per block ({model.arch})", per_block)

@@ -134,3 +134,41 @@ def test_ablation_rows_of_another_config_or_other_units_are_not_reused(capsys, r
     capsys.readouterr()
     assert main([*argv, "--factor", "0"]) == 0
     assert json.loads(rows_file.read_text())["config"]["units"] != stale["config"]["units"]
+
+
+YARD = ["--localizer", "unitmem", "--ks", "10", "--factors", "0", "--cloud-ks", "5,20", "--n-samples", "16",
+        "--n-boot", "50", "--candidates", "4"]
+
+
+def test_yardstick_writes_table_verdicts_and_figure_resumes_and_trains_the_classifier_once(capsys, run_dir,
+                                                                                            tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    assert main(["iar", "ablate", str(run), *YARD, "--json"]) == 0
+    cap = capsys.readouterr()
+    first = json.loads(cap.out)
+    assert "class-consistency classifier: trained" in cap.err
+    out = run / "yardstick"
+    for f in ("yardstick.parquet", "yardstick.csv", "verdicts.csv", "curves.csv", "pareto.png", "metrics.json"):
+        assert (out / f).is_file(), f
+    assert json.loads((run / "evalsets.json").read_text())["source"] == "planted duplicates"
+    table = pd.read_parquet(out / "yardstick.parquet")
+    assert table["method"].tolist() == ["unitmem"] + ["random"] * 10  # 1 top edit, 2 k x 5 draws
+    assert (table["T_n"] == 2).all() and set(first["sets"]["target_ids"]) == set(
+        json.loads((run / "evalsets.json").read_text())["target_ids"])
+    verdicts = pd.read_csv(out / "verdicts.csv")
+    assert set(verdicts["cost_measure"]) >= {"cost_heldout_nll", "cost_sample_nll", "cost_fd"}
+    assert set(verdicts["verdict"]) <= {"better", "worse", "indistinguishable", "outside the cloud",
+                                        "cost not measured"}
+    rows = (out / "state" / "rows.json").read_text()
+    assert main(["iar", "ablate", str(run), *YARD, "--json"]) == 0  # resumed: every row reused
+    cap = capsys.readouterr()
+    assert "class-consistency classifier: loaded" in cap.err
+    again = json.loads(cap.out)
+    assert again["verdicts"] == first["verdicts"] and (out / "state" / "rows.json").read_text() == rows
+    for bad, needle in ((["--top", "5"], "--top belongs to the equal-k ablation"),
+                        (["--n-draws", "3"], "--n-draws must be an integer >= 5")):
+        _one_line_error(capsys, main(["iar", "ablate", str(run), *YARD, *bad]), needle)
+    _one_line_error(capsys, main(["iar", "ablate", str(run), "--ks", "5"]), "--ks is a yardstick option")

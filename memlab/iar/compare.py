@@ -1,0 +1,129 @@
+"""A comparison on the yardstick (`memlab iar ablate RUN --localizer NAME`): base run -> evaluation sets
+(fixed in the run) -> the localizer's top-k edits and a random-edit cloud -> one yardstick row per
+condition -> verdicts at matched cost -> tables and Pareto figures in the output directory:
+
+  yardstick.parquet / .csv   one row per condition (method, k, factor, draw, every metric and cost)
+  verdicts.csv               one row per localizer edit x cost measure (matched-cost difference, verdict)
+  curves.csv, pareto.png     the random cloud's monotone curves with their bands, every method's points
+  state/rows.json            finished conditions with the config they belong to (resume)
+  metrics.json               the unedited model's metrics, the sets, and the verdicts; written last
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from memlab.iar import evalsets
+from memlab.iar.ablate import select_units
+from memlab.iar.batching import tokenize_all
+from memlab.iar.config import ExtractConfig, YardstickConfig
+from memlab.iar.extract import extract
+from memlab.iar.interface import IARModel
+from memlab.iar.interventions import ScaleUnits
+from memlab.iar.verdict import curve_table, fit_clouds, pareto_figure, verdict_table
+from memlab.iar.yardstick import COSTS, make_baseline, score_edit
+from memlab.io import normalize_json, read_json, save_figure, write_json, write_parquet, write_text
+from memlab.rundir import RunDir
+
+
+def conditions(cfg: YardstickConfig) -> list[dict]:
+    """The localizer's top-k edits at every factor, then the random cloud (n_draws per k and factor)."""
+    top = [{"method": cfg.localizer, "k": float(k), "factor": float(f), "draw": 0} for f in cfg.factors for k in cfg.ks]
+    cloud = [{"method": "random", "k": float(k), "factor": float(f), "draw": d}
+             for f in cfg.factors for k in cfg.cloud_ks for d in range(cfg.n_draws)]
+    return top + cloud
+
+
+def _key(c: dict) -> str:
+    return f"{c['method']}|{c['k']:g}|{c['factor']:g}|{c['draw']}"
+
+
+def _selection(units: pd.DataFrame, c: dict, seed: int) -> dict[str, np.ndarray]:
+    if c["method"] == "random":  # draw d of k depends only on (seed, k, d), not on the other conditions
+        rng = np.random.default_rng([seed, c["draw"], int(round(c["k"] * 1000))])
+        return select_units(units, c["k"], "random", rng=rng)
+    return select_units(units, c["k"], "top")
+
+
+def choose_sets(model: IARModel, data, run_dir, ext_cfg: ExtractConfig, targets=(), seed: int = 0):
+    """The run's evaluation sets: saved ones, else chosen now from what the unedited model extracts when
+    every training image is attacked, and saved in the run."""
+    saved = evalsets.load(run_dir) if run_dir is not None else None
+    if saved is not None and (not targets or saved.target_ids == tuple(targets)):
+        return saved
+    bs = ext_cfg.batch_size
+    cfg = ExtractConfig(**{**asdict(ext_cfg), "n_candidates": len(data.train_ids)})
+    res = extract(model, tokenize_all(model, data.train_images, bs), data.train_labels, data.train_ids,
+                  tokenize_all(model, data.heldout_images, bs), data.heldout_labels, cfg)
+    sets = evalsets.choose(data.train_ids, data.copies, res.summary()["extracted_ids"], len(data.heldout_images),
+                           targets or None, seed)
+    return evalsets.fix(run_dir, sets) if run_dir is not None else sets
+
+
+def run_comparison(model: IARModel, data, units: pd.DataFrame, cfg: YardstickConfig, ext_cfg: ExtractConfig,
+                   out: RunDir, run_dir=None, classifier: Callable[[], object] | None = None,
+                   localizer_seconds: float = 0.0,
+                   units_digest: str = "", progress: bool = True,
+                   show: Callable[[str, pd.DataFrame], None] | None = None) -> dict:
+    """Score every condition (resuming finished ones), then the verdicts; -> metrics.json's content.
+    `classifier`: called once the sets are chosen (so bad input has trained nothing) for the class-consistency
+    classifier; None leaves class consistency unmeasured."""
+    sets = choose_sets(model, data, run_dir, ext_cfg, cfg.targets, cfg.seed)
+    classifier = classifier() if classifier is not None else None
+    base = make_baseline(model, data, sets, ext_cfg, cfg.n_samples, cfg.pca_dim, cfg.seed, classifier)
+    config = normalize_json({"yardstick": asdict(cfg), "extract": asdict(ext_cfg), "units": units_digest,
+                             "sets": sets.to_json()})
+    rows_file = out.state / "rows.json"
+    saved = read_json(rows_file) if rows_file.is_file() else None
+    done = dict(saved["rows"]) if isinstance(saved, dict) and saved.get("config") == config \
+        and isinstance(saved.get("rows"), dict) else {}
+    out.start(config)
+    rows = []
+    for c in tqdm(conditions(cfg), desc="yardstick", unit="edit", disable=not progress):
+        key = _key(c)
+        if key not in done:
+            t0 = time.perf_counter()
+            sel = _selection(units, c, cfg.seed)
+            # the intervention's compute: choosing its units (the localizer's pass for its edits)
+            seconds = (localizer_seconds if c["method"] != "random" else 0.0) + time.perf_counter() - t0
+            edit = ScaleUnits(sel, c["factor"], params={"method": c["method"], "k": c["k"], "draw": c["draw"]})
+            done[key] = {"key": key, **score_edit(model, edit, base, classifier, seconds)}
+            write_json(rows_file, {"config": config, "rows": done})
+        rows.append(done[key])
+    table = pd.DataFrame(rows)
+    summary = _verdicts(table, base, cfg, out)
+    write_parquet(out.path / "yardstick.parquet", table)
+    write_text(out.path / "yardstick.csv", table.to_csv(index=False))
+    metrics = {"arch": model.arch, "localizer": cfg.localizer, "sets": sets.to_json(),
+               "baseline": base.metrics, "threshold": base.threshold, "prefix": base.prefix, **summary}
+    out.finish(metrics)
+    if show:
+        cols = ["method", "k", "factor", "n_edited", "T_extracted", "C_extracted", "specificity", "cost_sample_nll",
+                "cost_fd", "cost_class_consistency"]
+        show(f"yardstick ({model.arch}): {cfg.localizer} edits (T = {len(sets.target_ids)}, C = "
+             f"{len(sets.control_ids)})", table[table["method"] != "random"][cols])
+        show("verdicts at matched cost (extracted targets vs the random cloud)",
+             pd.DataFrame(summary["verdicts"])[["method", "condition", "cost_measure", "diff", "diff_lo", "diff_hi",
+                                                 "verdict"]])
+    return metrics
+
+
+def _verdicts(table: pd.DataFrame, base, cfg: YardstickConfig, out: RunDir) -> dict:
+    costs = [c for c in COSTS if table[c].notna().any()]
+    frame = table.rename(columns={"T_extracted": "y"})
+    frame["condition"] = [f"k={k:g}%, factor {f:g}" for k, f in zip(frame["k"], frame["factor"])]
+    cloud, methods = frame[frame["method"] == "random"], frame[frame["method"] != "random"]
+    fits = fit_clouds(cloud, costs, n_boot=cfg.n_boot, seed=cfg.seed)
+    verdicts = verdict_table(fits, methods)
+    write_text(out.path / "verdicts.csv", verdicts.to_csv(index=False))
+    write_text(out.path / "curves.csv", curve_table(fits).to_csv(index=False))
+    fig = pareto_figure(fits, methods, y_label=f"targets extracted (of {len(base.rows_T)})")
+    save_figure(fig, out.path / "pareto.png")
+    counts = verdicts.groupby(["cost_measure", "verdict"]).size().unstack(fill_value=0)
+    return {"verdicts": verdicts.to_dict(orient="records"), "verdict_counts": counts.to_dict(orient="index")}
