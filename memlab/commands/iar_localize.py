@@ -85,7 +85,7 @@ def print_table(title: str, df) -> None:
         t.add_column(str(c))
     for row in df.itertuples(index=False):
         t.add_row(*[f"{v:.3g}" if isinstance(v, float) else str(v) for v in row])
-    Console(stderr=True).print(t)
+    Console(stderr=True, width=160).print(t)  # wide even when stderr is not a terminal
 
 
 def _emit(args, metrics: dict) -> int:

@@ -108,9 +108,12 @@ def run_comparison(model: IARModel, data, units: pd.DataFrame, cfg: YardstickCon
                 "cost_fd", "cost_class_consistency"]
         show(f"yardstick ({model.arch}): {cfg.localizer} edits (T = {len(sets.target_ids)}, C = "
              f"{len(sets.control_ids)})", table[table["method"] != "random"][cols])
-        show("verdicts at matched cost (extracted targets vs the random cloud)",
-             pd.DataFrame(summary["verdicts"])[["method", "condition", "cost_measure", "diff", "diff_lo", "diff_hi",
-                                                 "verdict"]])
+        v = pd.DataFrame(summary["verdicts"])
+        v["cell"] = [f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}] {w}" if np.isfinite(d) else w
+                     for d, lo, hi, w in zip(v["diff"], v["diff_lo"], v["diff_hi"], v["verdict"])]
+        grid = v.pivot(index="condition", columns="cost_measure", values="cell").reset_index()
+        grid.columns = [c.removeprefix("cost_") for c in grid.columns]
+        show("targets extracted minus the random cloud at the same cost (95% interval), and the verdict", grid)
     return metrics
 
 
