@@ -142,7 +142,7 @@ class FakeIAR(IARModel):
 
     def units(self) -> "OrderedDict[str, UnitSpec]":
         return OrderedDict(
-            (f"block.{i}.mlp", UnitSpec(module=b.act, weight=b.fc.weight, bias=b.fc.bias, block=i,
+            (f"block.{i}.mlp", UnitSpec(module=b.act, pre_module=b.fc, weight=b.fc.weight, bias=b.fc.bias, block=i,
                                         path=f"blocks.{i}.act"))
             for i, b in enumerate(self.blocks))
 

@@ -65,8 +65,10 @@ def capture(model: IARModel, names: NameFilter = None, *,
 
 
 def n_hooks(model: IARModel) -> int:
-    """Forward hooks currently attached to the unit modules (0 outside `capture`)."""
-    return sum(len(spec.module._forward_hooks) for spec in model.units().values())
+    """Forward hooks currently attached to the unit modules and their pre-modules (0 outside `capture`
+    and `batched.row_edits`)."""
+    return sum(len(spec.module._forward_hooks) + len(spec.pre_module._forward_hooks)
+               for spec in model.units().values())
 
 
 @dataclass

@@ -25,9 +25,12 @@ ARCHS = ("next-scale", "raster", "masked")
 class UnitSpec:
     """One MLP hidden layer. `module`'s forward output is the hidden activation after the nonlinearity,
     shaped B x L x U (U units); `weight` (U x D_in) and `bias` (U, or None) feed it: scaling row u of both
-    scales unit u's pre-activation input."""
+    scales unit u's pre-activation input. `pre_module`'s forward output is B x L x C (C >= U) whose first
+    U channels are those pre-activations (the Linear that owns `weight`'s rows), so batched evaluation can
+    scale unit u per batch row with a forward hook instead of editing weights."""
 
     module: nn.Module
+    pre_module: nn.Module
     weight: nn.Parameter
     bias: nn.Parameter | None
     block: int

@@ -122,10 +122,10 @@ class TokenizedIAR(IARModel):
 
     @staticmethod
     def mlp_units(blocks: nn.ModuleList, path: str) -> "OrderedDict[str, UnitSpec]":
-        """Units of our own blocks: mlp.act's output, fed by mlp.fc."""
+        """Units of our own blocks: mlp.act's output, fed by mlp.fc (its whole output is the pre-activation)."""
         return OrderedDict(
-            (f"block.{i}.mlp", UnitSpec(module=b.mlp.act, weight=b.mlp.fc.weight, bias=b.mlp.fc.bias, block=i,
-                                        path=f"{path}.{i}.mlp.act"))
+            (f"block.{i}.mlp", UnitSpec(module=b.mlp.act, pre_module=b.mlp.fc, weight=b.mlp.fc.weight,
+                                        bias=b.mlp.fc.bias, block=i, path=f"{path}.{i}.mlp.act"))
             for i, b in enumerate(blocks))
 
 

@@ -162,13 +162,13 @@ class MaskedTokenModel(ModelMixin, TokenizedIAR, ConfigMixin):
     def units(self) -> "OrderedDict[str, UnitSpec]":
         """UVit2DModel's transformer layers use a GEGLU feed-forward: ff.net[0] outputs h * gelu(gate) (B x L x U)
         from proj = Linear(D, 2U); rows [:U] feed h, so scaling row u scales unit u exactly. `weight`/`bias` are
-        views sharing storage with proj's first half."""
+        views sharing storage with proj's first half; proj is the pre-module (its first U outputs are h)."""
         out = OrderedDict()
         for i, layer in enumerate(self.uvit.transformer_layers):
             geglu = layer.ff.net[0]
             U = geglu.proj.out_features // 2
             w = nn.Parameter(geglu.proj.weight.data[:U], requires_grad=False)
             b = None if geglu.proj.bias is None else nn.Parameter(geglu.proj.bias.data[:U], requires_grad=False)
-            out[f"block.{i}.mlp"] = UnitSpec(module=geglu, weight=w, bias=b, block=i,
+            out[f"block.{i}.mlp"] = UnitSpec(module=geglu, pre_module=geglu.proj, weight=w, bias=b, block=i,
                                              path=f"uvit.transformer_layers.{i}.ff.net.0")
         return out

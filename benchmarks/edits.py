@@ -1,0 +1,123 @@
+"""Batched evaluation of unit edits: edit conditions per second when E conditions are stacked on the batch
+axis (memlab.iar.batched) against one condition at a time (apply the edit, evaluate, restore); target: at
+least 5x on CPU at the default sizes.
+
+One condition = what extraction runs per edited model on its candidates: teacher-forced scores of the
+ranking positions and the greedy continuation from the default prefix (raster: with its KV cache), over
+`--candidates` sequences (32, the extraction default; smaller sets, such as a few planted duplicates, are
+listed beside it for context). Models are the project's own next-scale and raster transformers at the default
+training size (width 64, depth 3, 16x16 images / a 4x4 token grid; weights untrained: throughput does not
+depend on them). Conditions are random-unit edits (10% of every layer's units, factors 0 and 0.5 in turn).
+Batched and one-at-a-time runs alternate --repeats times and are timed in CPU seconds of this process (one
+thread), the fastest of each compared, so that other processes on a shared machine disturb the ratio as
+little as possible. The batched results are checked against the one-at-a-time ones. Writes
+benchmarks/results/edits.json.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/edits.py [--conditions 16] [--candidates 32,8] [--batch-size 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from memlab.iar import batched
+from memlab.iar.batching import continue_all, teacher_forced_scores
+from memlab.iar.config import IARTrainConfig, ImageDataConfig, RunConfig
+from memlab.iar.interventions import ScaleUnits
+from memlab.iar.train import build_model
+from memlab.io import write_json
+
+OUT = Path(__file__).resolve().parent / "results" / "edits.json"
+
+
+def _time(fn) -> tuple[float, object]:
+    """(CPU seconds of this process, result): on a shared machine, wall time mostly measures the neighbours."""
+    t0 = time.process_time()
+    out = fn()
+    return time.process_time() - t0, out
+
+
+def _edits(model, n: int, pct: float, seed: int) -> list[ScaleUnits]:
+    rng = np.random.default_rng(seed)
+    return [ScaleUnits({name: rng.choice(spec.weight.shape[0], max(1, int(spec.weight.shape[0] * pct / 100)),
+                                         replace=False) for name, spec in model.units().items()},
+                       0.0 if e % 2 == 0 else 0.5)
+            for e in range(n)]
+
+
+def bench_arch(arch: str, n_conditions: int, n_candidates: int, batch_size: int, repeats: int) -> dict:
+    cfg = RunConfig(data=ImageDataConfig(), train=IARTrainConfig(arch=arch))
+    torch.manual_seed(0)
+    model = build_model(cfg, num_classes=4).eval()
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, model.vocab_size, (n_candidates, model.seq_len), generator=g)
+    labels = torch.randint(0, 4, (n_candidates,), generator=g)
+    prefix = model.default_prefix()
+    positions = model.ranking_positions(prefix)
+    edits = _edits(model, n_conditions, 10.0, seed=1)
+
+    def one_at_a_time():
+        acc, gen = [], []
+        for edit in edits:
+            with torch.no_grad(), edit.applied(model):
+                acc.append(teacher_forced_scores(model, tokens, labels, positions)[0])
+                gen.append(continue_all(model, tokens, labels, prefix))
+        return np.stack(acc), torch.stack(gen)
+
+    def stacked():
+        acc_ExB, _ = batched.teacher_forced_scores_E(model, edits, tokens, labels, positions, batch_size)
+        return acc_ExB, batched.continue_greedy_E(model, edits, tokens, labels, prefix, batch_size)
+
+    one_at_a_time(), stacked()  # warm-up
+    times_one, times_batched = [], []
+    for _ in range(repeats):
+        t, ref = _time(one_at_a_time)
+        times_one.append(t)
+        t, out = _time(stacked)
+        times_batched.append(t)
+    t_one, t_batched = min(times_one), min(times_batched)
+    return {"arch": arch, "candidates": n_candidates, "seq_len": model.seq_len, "prefix": prefix,
+            "n_units": sum(s.weight.shape[0] for s in model.units().values()),
+            "one_at_a_time_conditions_per_s": n_conditions / t_one,
+            "batched_conditions_per_s": n_conditions / t_batched,
+            "speedup": t_one / t_batched, "meets_5x_target": t_one / t_batched >= 5.0,
+            "speedup_of_medians": statistics.median(times_one) / statistics.median(times_batched),
+            "tf_accuracy_equal": bool(np.array_equal(out[0], ref[0])),
+            "continuation_tokens_equal_fraction": float((out[1] == ref[1]).float().mean())}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--conditions", type=int, default=16, help="edit conditions E")
+    p.add_argument("--candidates", default="32,8", help="sequences scored and continued per condition (a list: "
+                   "one row per value; the first is the headline)")
+    p.add_argument("--batch-size", type=int, default=256, help="rows per batched forward pass (E x candidates "
+                   "are cut into chunks of this many); one at a time uses the extraction default, 64")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads; timings are CPU seconds, so with more than 1 the rates are per CPU-second")
+    p.add_argument("--out", type=Path, default=OUT)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    candidates = [int(c) for c in args.candidates.split(",")]
+    rows = [bench_arch(a, args.conditions, c, args.batch_size, args.repeats)
+            for c in candidates for a in ("next-scale", "raster")]
+    result = {"conditions": args.conditions, "candidates": candidates, "batch_size": args.batch_size,
+              "threads": args.threads, "repeats": args.repeats, "torch": torch.__version__, "results": rows}
+    write_json(args.out, result)
+    for r in rows:
+        print(f"{r['arch']:>10}, {r['candidates']:3d} candidates: one at a time "
+              f"{r['one_at_a_time_conditions_per_s']:7.1f} conditions/s, batched "
+              f"{r['batched_conditions_per_s']:7.1f} conditions/s: {r['speedup']:.1f}x "
+              f"(tf accuracy equal: {r['tf_accuracy_equal']}, continuation tokens equal: "
+              f"{100 * r['continuation_tokens_equal_fraction']:.1f}%)")
+
+
+if __name__ == "__main__":
+    main()
