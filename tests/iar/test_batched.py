@@ -11,28 +11,17 @@ import torch
 from memlab.errors import UsageError
 from memlab.iar import batched
 from memlab.iar.batching import teacher_forced_scores
-from memlab.iar.fake import FakeIAR
 from memlab.iar.hooks import capture, n_hooks
 from memlab.iar.interventions import MeanAblateUnits, RowEdit, ScaleUnits, unit_means
-from memlab.iar.models import MaskedTokenModel, NextScaleTransformer, RasterTransformer
+
+from tiny_models import V, tiny_model  # noqa: E402
 
 torch.set_num_threads(1)
-V = 16
 MODELS = ["raster", "next-scale", "masked", "fake-raster", "fake-next-scale"]
 
 
 def _model(name):
-    common = dict(vocab_size=V, num_classes=3, width=32, depth=2, heads=2, mlp_ratio=2)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        if name == "raster":
-            return RasterTransformer(seq_len=9, **common).eval()
-        if name == "next-scale":
-            return NextScaleTransformer(scales=(1, 2, 3), **common).eval()
-        if name == "masked":
-            return MaskedTokenModel(grid=3, image_size=12, **common).eval()
-        side = 3 if name == "fake-raster" else 4
-        return FakeIAR(arch=name[len("fake-"):], side=side, vocab=V, n_classes=3, seed=1).eval()
+    return tiny_model(name)
 
 
 def _batch(model, n=6, seed=1):

@@ -7,25 +7,15 @@ import pytest
 import torch
 
 from memlab.errors import UsageError
-from memlab.iar.fake import FakeIAR
 from memlab.iar.interventions import MeanAblateUnits, NewRun, ScaleUnits, ZeroUnits, unit_means
-from memlab.iar.models import MaskedTokenModel, NextScaleTransformer, RasterTransformer
+
+from tiny_models import V, tiny_model  # noqa: E402
 
 torch.set_num_threads(1)
-V = 16
 
 
 def _model(name):
-    common = dict(vocab_size=V, num_classes=3, width=32, depth=2, heads=2, mlp_ratio=2)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        if name == "raster":
-            return RasterTransformer(seq_len=9, **common).eval()
-        if name == "next-scale":
-            return NextScaleTransformer(scales=(1, 2, 3), **common).eval()
-        if name == "masked":
-            return MaskedTokenModel(grid=3, image_size=12, **common).eval()
-        return FakeIAR(arch="raster", side=3, vocab=V, n_classes=3, seed=1).eval()
+    return tiny_model(name)
 
 
 def _batch(model, n=6):

@@ -22,8 +22,35 @@ def _plain(selection: Selection) -> dict[str, list[int]]:
     return {name: sorted({int(i) for i in idx}) for name, idx in selection.items()}
 
 
+class _UnitEdit(Edit):
+    """What unit edits share: a selection (layer -> unit indices), a name, and who chose the units."""
+
+    selection: Selection
+    name: str
+    params: dict[str, Any]
+    factor = None  # a scaling edit's factor; None for edits that replace activations
+
+    def _row(self, name: str, row: RowEdit, idx: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def row_edits(self, model: IARModel) -> dict[str, RowEdit]:
+        edits = {}
+        for name, spec, idx in unit_indices(model, self.selection):
+            edits[name] = RowEdit.identity(spec.weight.shape[0])
+            self._row(name, edits[name], idx)
+        return edits
+
+    @property
+    def n_edited(self) -> int:
+        return _count(self.selection)
+
+    def describe(self) -> dict[str, Any]:
+        factor = None if self.factor is None else float(self.factor)
+        return {"edit": self.name, "factor": factor, "n_edited": self.n_edited, **self.params}
+
+
 @dataclass
-class ScaleUnits(Edit):
+class ScaleUnits(_UnitEdit):
     """Multiply the selected units' pre-activations by `factor` (0 removes them)."""
 
     selection: Selection
@@ -34,20 +61,8 @@ class ScaleUnits(Edit):
     def apply(self, model: IARModel):
         return scale_units(model, self.selection, self.factor)
 
-    def row_edits(self, model: IARModel) -> dict[str, RowEdit]:
-        edits = {}
-        for name, spec, idx in unit_indices(model, self.selection):
-            row = RowEdit.identity(spec.weight.shape[0])
-            row.scale_U[idx] = self.factor
-            edits[name] = row
-        return edits
-
-    @property
-    def n_edited(self) -> int:
-        return _count(self.selection)
-
-    def describe(self) -> dict[str, Any]:
-        return {"edit": self.name, "factor": float(self.factor), "n_edited": self.n_edited, **self.params}
+    def _row(self, name: str, row: RowEdit, idx: torch.Tensor) -> None:
+        row.scale_U[idx] = self.factor
 
 
 def ZeroUnits(selection: Selection, name: str = "zero", params: dict[str, Any] | None = None) -> ScaleUnits:
@@ -84,7 +99,7 @@ class _Hooks:
 
 
 @dataclass
-class MeanAblateUnits(Edit):
+class MeanAblateUnits(_UnitEdit):
     """Replace the selected units' activations by `means` (from `unit_means` on held-out images)."""
 
     selection: Selection
@@ -104,18 +119,6 @@ class MeanAblateUnits(Edit):
             handles.append(spec.module.register_forward_hook(hook))
         return _Hooks(handles)
 
-    def row_edits(self, model: IARModel) -> dict[str, RowEdit]:
-        edits = {}
-        for name, spec, idx in unit_indices(model, self.selection):
-            row = RowEdit.identity(spec.weight.shape[0])
-            row.replace_U[idx] = True
-            row.value_U[idx] = self.means[name][idx]
-            edits[name] = row
-        return edits
-
-    @property
-    def n_edited(self) -> int:
-        return _count(self.selection)
-
-    def describe(self) -> dict[str, Any]:
-        return {"edit": self.name, "factor": None, "n_edited": self.n_edited, **self.params}
+    def _row(self, name: str, row: RowEdit, idx: torch.Tensor) -> None:
+        row.replace_U[idx] = True
+        row.value_U[idx] = self.means[name][idx]
