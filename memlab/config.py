@@ -46,6 +46,8 @@ class DataConfig:
                 raise FieldError("template_source", f"must be procedural, digits or a .npy/.npz file, got {self.template_source!r}")
             if not p.is_file():
                 raise FieldError("template_source", f"file does not exist: {self.template_source}")
+            # saved absolute, so a run resumes (and a sweep cell hashes) the same from any working directory
+            object.__setattr__(self, "template_source", str(p.resolve()))
 
 
 DATA_SECTION = Section("data", DataConfig, title="data")

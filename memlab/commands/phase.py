@@ -56,6 +56,10 @@ def _check(args, sections) -> PhaseConfig:
 
     cfg = resolve(args, sections, toml=load_config_file(args))["phase"]
     RunDir.existing(args.dir, "sweep", what="DIR")
+    if cfg.weighting is not None:  # its predictions are cached in DIR
+        from memlab.rundir import check_writable
+
+        check_writable(args.dir, "DIR")
     return cfg
 
 

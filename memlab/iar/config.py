@@ -41,6 +41,8 @@ class ImageDataConfig:
             raise UsageError(f"--data folder does not exist: {arg}")
         if kind == "npz" and not Path(arg).is_file():
             raise UsageError(f"--data npz file does not exist: {arg}")
+        if kind in ("folder", "npz"):  # saved absolute: the run resumes from any working directory
+            object.__setattr__(self, "data", f"{kind}:{Path(arg).resolve()}")
         if self.size % 4 or self.size < 8:
             raise UsageError(f"--image-size must be a multiple of 4 and >= 8 (the tokenizer downsamples by 4), got {self.size}")
         for name in ("n_train", "n_heldout", "duplicates"):
