@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
 from memlab.iar import evalsets
@@ -117,16 +118,35 @@ def run_comparison(model: IARModel, data, units: pd.DataFrame, cfg: YardstickCon
     return metrics
 
 
+NOT_A_COST = "not a cost here (falls as edits grow)"
+
+
+def cost_direction(cloud: pd.DataFrame, cost: str) -> float:
+    """Spearman correlation, over the random cloud, between a cost measure and the edit's strength
+    (k x (1 - factor)). A cost must grow with it; in over-confident models the held-out NLL falls instead,
+    and a monotone fit in it would give meaningless verdicts."""
+    strength = cloud["k"] * (1 - cloud["factor"])
+    return float(spearmanr(strength, cloud[cost], nan_policy="omit").statistic)
+
+
 def _verdicts(table: pd.DataFrame, base, cfg: YardstickConfig, out: RunDir) -> dict:
-    costs = [c for c in COSTS if table[c].notna().any()]
     frame = table.rename(columns={"T_extracted": "y"})
     frame["condition"] = [f"k={k:g}%, factor {f:g}" for k, f in zip(frame["k"], frame["factor"])]
     cloud, methods = frame[frame["method"] == "random"], frame[frame["method"] != "random"]
-    fits = fit_clouds(cloud, costs, n_boot=cfg.n_boot, seed=cfg.seed)
-    verdicts = verdict_table(fits, methods)
+    measured = [c for c in COSTS if table[c].notna().any()]
+    direction = {c: cost_direction(cloud, c) for c in measured}
+    costs = [c for c in measured if direction[c] > 0]
+    fits = fit_clouds(cloud, costs, n_boot=cfg.n_boot, seed=cfg.seed) if costs else {}
+    verdicts = verdict_table(fits, methods) if fits else pd.DataFrame()
+    falling = [{"method": m, "condition": c, "cost_measure": cost, "diff": float("nan"), "diff_lo": float("nan"),
+                "diff_hi": float("nan"), "verdict": NOT_A_COST, "cost_rank_correlation": direction[cost]}
+               for cost in measured if cost not in costs for m, c in zip(methods["method"], methods["condition"])]
+    verdicts = pd.concat([verdicts.assign(cost_rank_correlation=verdicts["cost_measure"].map(direction))
+                          if len(verdicts) else verdicts, pd.DataFrame(falling)], ignore_index=True)
     write_text(out.path / "verdicts.csv", verdicts.to_csv(index=False))
-    write_text(out.path / "curves.csv", curve_table(fits).to_csv(index=False))
-    fig = pareto_figure(fits, methods, y_label=f"targets extracted (of {len(base.rows_T)})")
-    save_figure(fig, out.path / "pareto.png")
+    write_text(out.path / "curves.csv", (curve_table(fits) if fits else pd.DataFrame()).to_csv(index=False))
+    if fits:
+        fig = pareto_figure(fits, methods, y_label=f"targets extracted (of {len(base.rows_T)})")
+        save_figure(fig, out.path / "pareto.png")
     counts = verdicts.groupby(["cost_measure", "verdict"]).size().unstack(fill_value=0)
     return {"verdicts": verdicts.to_dict(orient="records"), "verdict_counts": counts.to_dict(orient="index")}

@@ -2,6 +2,7 @@
 removes T and spares C, random edits of the same size do not, and the matched-cost verdict says "better"."""
 
 import numpy as np
+import pytest
 import pandas as pd
 import torch
 
@@ -79,3 +80,12 @@ def test_same_seed_same_yardstick_table():
     cols = [c for c in a.columns if "seconds" not in c]
     pd.testing.assert_frame_equal(a[cols], b[cols])
     assert not a[cols].equals(_cloud(model, base, seed=4)[cols])
+
+
+def test_a_measure_that_falls_as_edits_grow_is_not_used_as_a_cost():
+    from memlab.iar.compare import cost_direction
+
+    cloud = pd.DataFrame({"k": [1, 5, 10, 20, 1, 5, 10, 20], "factor": [0.0] * 4 + [0.5] * 4,
+                          "rising": [0.1, 0.5, 1.0, 2.0, 0.05, 0.2, 0.5, 1.0],
+                          "falling": [-0.1, -0.5, -1.0, -2.0, -0.05, -0.2, -0.5, -1.0]})
+    assert cost_direction(cloud, "rising") == pytest.approx(1.0) and cost_direction(cloud, "falling") == pytest.approx(-1.0)
