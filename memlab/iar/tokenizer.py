@@ -8,6 +8,14 @@ scales concatenated coarse to fine, each scale row-major.
 Quantizer loss: diffusers' VectorQuantizer defaults to `legacy=True`, which (for backwards compatibility)
 puts beta on the codebook term instead of the commitment term. We set `legacy=False`, the VQ-VAE form:
 |sg(z_q) - z|^2 * beta (commitment, beta = 0.25) + |z_q - sg(z)|^2 (codebook).
+
+Decoder norms (`norm_type`): "group" (GroupNorm, the default) or "spatial" (MoVQ, Zheng et al. 2022, diffusers'
+SpatialNorm: every GroupNorm of the decoder is scaled and shifted by convolutions of the quantized latents).
+The plain encoder/decoder learns the shapes' colours late: at 32x32 after 30 epochs it decodes them near grey,
+with or without its GroupNorms, and unquantized latents decode no better (the codebook is not the cause). The
+spatial norm's path from the latents into every decoder layer keeps them within the same 30 epochs
+(docs/iar_models.md, "The 8x8 setting"). diffusers' SpatialNorm has 32 groups, so "spatial" needs
+block_out_channels that are multiples of 32.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from diffusers import ModelMixin, VQModel
 from diffusers.configuration_utils import ConfigMixin, register_to_config
+
+NORM_TYPES = ("group", "spatial")
 
 
 def _resize(z_BxCxHxW: torch.Tensor, s: int) -> torch.Tensor:
@@ -45,8 +55,13 @@ class ImageTokenizer(ModelMixin, ConfigMixin):
     @register_to_config
     def __init__(self, sample_size: int = 16, scales: tuple[int, ...] = (4,), codebook_size: int = 256,
                  latent_channels: int = 16, block_out_channels: tuple[int, ...] = (32, 64, 64),
-                 norm_num_groups: int = 8):
+                 norm_num_groups: int = 8, norm_type: str = "group"):
         super().__init__()
+        if norm_type not in NORM_TYPES:
+            raise ValueError(f"norm_type must be one of {', '.join(NORM_TYPES)}, got {norm_type!r}")
+        if norm_type == "spatial" and any(c % 32 for c in block_out_channels):
+            raise ValueError(f"norm_type 'spatial' needs block_out_channels that are multiples of 32 "
+                             f"(diffusers' SpatialNorm has 32 groups), got {tuple(block_out_channels)}")
         grid = sample_size // 2 ** (len(block_out_channels) - 1)
         if tuple(scales)[-1] != grid:
             raise ValueError(f"scales must end at the latent grid size {grid}, got {scales}")
@@ -55,7 +70,7 @@ class ImageTokenizer(ModelMixin, ConfigMixin):
                           up_block_types=("UpDecoderBlock2D",) * n, block_out_channels=tuple(block_out_channels),
                           layers_per_block=1, latent_channels=latent_channels, sample_size=sample_size,
                           num_vq_embeddings=codebook_size, norm_num_groups=norm_num_groups,
-                          mid_block_add_attention=False)
+                          mid_block_add_attention=False, norm_type=norm_type)
         self.vq.quantize.legacy = False  # see module docstring
 
     @property
@@ -97,14 +112,18 @@ class ImageTokenizer(ModelMixin, ConfigMixin):
             residuals.append(r_s.detach().permute(0, 2, 3, 1).reshape(-1, r_s.shape[1]))
         return f_hat, torch.cat(tokens, 1), torch.stack(losses).mean(), torch.cat(residuals)
 
+    def _decoder(self, f_BxCxGxG: torch.Tensor) -> torch.Tensor:
+        """Latents -> pixels in [-1, 1]; spatial norm conditions the decoder's norms on the latents too."""
+        zq = f_BxCxGxG if self.config.norm_type == "spatial" else None
+        return self.vq.decoder(self.vq.post_quant_conv(f_BxCxGxG), zq)
+
     def decode_latent(self, f_BxCxGxG: torch.Tensor) -> torch.Tensor:
-        x = self.vq.decoder(self.vq.post_quant_conv(f_BxCxGxG))
-        return ((x + 1) / 2).clamp(0, 1)
+        return ((self._decoder(f_BxCxGxG) + 1) / 2).clamp(0, 1)
 
     def forward(self, images_Bx3xHxW: torch.Tensor):
         """Training pass: (reconstruction in [0,1] without clamping gradients, quantizer loss, tokens, residuals)."""
         f_hat, tokens, q_loss, residuals = self.quantize(self.encode_latent(images_Bx3xHxW))
-        recon = (self.vq.decoder(self.vq.post_quant_conv(f_hat)) + 1) / 2
+        recon = (self._decoder(f_hat) + 1) / 2
         return recon, q_loss, tokens, residuals
 
     @torch.no_grad()
