@@ -19,6 +19,7 @@ DEFAULT_EPOCHS = {"next-scale": 60, "raster": 60, "masked": 200}
 # Whether --scales shapes the token sequence (a pyramid of scales); the other archs use the latent grid only.
 USES_SCALES = {"next-scale": True, "raster": False, "masked": False}
 DATA_SOURCES = ("shapes", "digits", "faces", "folder:PATH", "npz:PATH")
+TOKENIZER_NORMS = ("group", "spatial")  # memlab.iar.tokenizer.NORM_TYPES (kept here: no torch import)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,9 @@ class IARTrainConfig:
     latent_channels: int = option(16, "tokenizer latent / code dimension")
     tokenizer_channels: tuple[int, ...] = option((16, 32, 32), "the tokenizer's 3 encoder/decoder widths, "
                                                               "multiples of 8")  # 2 downsamplings, factor 4
+    tokenizer_norm: str = option("group", "the tokenizer decoder's norms: group (GroupNorm) or spatial (MoVQ: "
+                                          "modulated by the latents; keeps colour; widths multiples of 32)",
+                                 choices=TOKENIZER_NORMS)
     scales: tuple[int, ...] = option((1, 2, 3, 4), "next-scale token-map sides, ending at image size / 4")
     seed: int = option(0, "seed of initialisation and batches (the data seed on the command line)")
 
@@ -87,6 +91,10 @@ class IARTrainConfig:
         check_float("tokenizer_lr", self.tokenizer_lr, 0.0, lo_open=True)
         check_float("weight_decay", self.weight_decay, 0.0, 1.0)
         check_float("warmup_frac", self.warmup_frac, 0.0, 1.0, hi_open=True)
+        check_choice("tokenizer_norm", self.tokenizer_norm, TOKENIZER_NORMS)
+        if self.tokenizer_norm == "spatial" and any(c % 32 for c in self.tokenizer_channels):
+            raise FieldError("tokenizer_channels", "must be multiples of 32 with tokenizer_norm spatial, "
+                                                   f"got {','.join(map(str, self.tokenizer_channels))}")
         if self.width % self.heads:
             raise UsageError(f"--width must be a multiple of --heads ({self.heads}), got {self.width}")
         if len(self.tokenizer_channels) != 3 or any(c <= 0 or c % 8 for c in self.tokenizer_channels):

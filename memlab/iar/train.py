@@ -41,7 +41,8 @@ def build_tokenizer(cfg: RunConfig) -> ImageTokenizer:
     t = cfg.train
     scales = MODEL_CLASSES[t.arch].tokenizer_scales(cfg)
     return ImageTokenizer(sample_size=cfg.data.size, scales=scales, codebook_size=t.codebook_size,
-                          latent_channels=t.latent_channels, block_out_channels=tuple(t.tokenizer_channels))
+                          latent_channels=t.latent_channels, block_out_channels=tuple(t.tokenizer_channels),
+                          norm_type=t.tokenizer_norm)
 
 
 def build_model(cfg: RunConfig, num_classes: int):
@@ -120,8 +121,8 @@ def _prepare(run: Path, cfg: RunConfig, resume: bool):
     rd, mode = RunDir.open(run, "iar-train", resume=resume)
     if mode == "fresh":
         return rd, {}
-    read_run_config(run)  # a damaged config.json is named before it is compared
-    rd.require_config(cfg.to_dict())
+    if read_run_config(run) != cfg:  # compared as configs: a field added since the run takes its default
+        rd.require_config(cfg.to_dict())
     if _history(rd).is_file():
         return rd, read_json(_history(rd))
     legacy = read_json(rd.metrics_file) if rd.is_done() else {}  # before run kinds: rewritten every epoch

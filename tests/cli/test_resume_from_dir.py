@@ -149,3 +149,14 @@ def test_resume_of_a_missing_or_empty_directory_is_an_error(tmp_path, capsys, ar
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and needle in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"] and not any((tmp_path / "empty").iterdir())
+
+
+def test_a_run_saved_before_a_config_field_existed_resumes_with_its_default(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["iar", "train", *IAR, "--out", str(out), "--json"]) == 0
+    final = _json(capsys)["final"]
+    cfg = read_json(out / "config.json")
+    del cfg["train"]["tokenizer_norm"]  # as written before the field was added
+    (out / "config.json").write_text(json.dumps(cfg))
+    assert main(["iar", "train", "--resume", "--out", str(out), "--json"]) == 0
+    assert _json(capsys)["final"] == final
