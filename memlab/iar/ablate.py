@@ -89,8 +89,13 @@ def _selection(units: pd.DataFrame, c: dict, cfg: AblateConfig) -> dict[str, np.
     per_block = cfg.rank == "per-block"
     if c["condition"] == "top-block":
         return select_units(units[units["block"] == c["block"]], c["pct"], "top")
-    rng = np.random.default_rng([cfg.seed, c["draw"], int(round(c["pct"] * 1000))])
-    return select_units(units, c["pct"], c["condition"], per_block, rng)
+    return select_units(units, c["pct"], c["condition"], per_block, draw_rng(cfg.seed, c["pct"], c["draw"]))
+
+
+def draw_rng(seed: int, pct: float, draw: int) -> np.random.Generator:
+    """The generator of random draw `draw` at k = pct%: it depends only on (seed, k, draw), so a condition's
+    units do not change when other conditions are added or resumed."""
+    return np.random.default_rng([seed, draw, int(round(pct * 1000))])
 
 
 def run_ablation(model: IARModel, units: pd.DataFrame, data: AblationData, cfg: AblateConfig = AblateConfig(),

@@ -21,7 +21,7 @@ from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
 from memlab.iar import evalsets
-from memlab.iar.ablate import select_units
+from memlab.iar.ablate import draw_rng, select_units
 from memlab.iar.batching import tokenize_all
 from memlab.iar.config import ExtractConfig, YardstickConfig
 from memlab.iar.extract import extract
@@ -46,9 +46,8 @@ def _key(c: dict) -> str:
 
 
 def _selection(units: pd.DataFrame, c: dict, seed: int) -> dict[str, np.ndarray]:
-    if c["method"] == "random":  # draw d of k depends only on (seed, k, d), not on the other conditions
-        rng = np.random.default_rng([seed, c["draw"], int(round(c["k"] * 1000))])
-        return select_units(units, c["k"], "random", rng=rng)
+    if c["method"] == "random":
+        return select_units(units, c["k"], "random", rng=draw_rng(seed, c["k"], c["draw"]))
     return select_units(units, c["k"], "top")
 
 

@@ -2,7 +2,9 @@
 to them, the file-system listing compared before and after a case, and the two ways of running `memlab`
 (in-process through `memlab.cli.main`, or as a real subprocess).
 
-Nothing here is a pytest fixture: the session fixtures in the test module call the `build_*` functions."""
+Also the case table's types: `Ctx` (a case's tmp dir with lazily copied runs), `Case` and `case()` (which
+registers one in `CASES`). Nothing here is a pytest fixture: the session fixtures in the test module call the
+`build_*` functions."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import subprocess
 import sys
 import tomllib
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -238,3 +241,66 @@ def run_subprocess(argv: list[str], cwd: Path, timeout: float = 300) -> Outcome:
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst, symlinks=True)
     return dst
+
+
+# --- the case table ---------------------------------------------------------------------------------
+
+class Ctx:
+    """A case's tmp dir (also its working directory) and lazily copied fixtures."""
+
+    def __init__(self, root: Path, request):
+        self.root, self.request = root, request
+        self.damaged: str | None = None  # name of the file a `_damage` prepare damaged
+
+    def p(self, rel: str) -> str:
+        return str(self.root / rel)
+
+    def _copy(self, fixture: str, name: str) -> Path:
+        dst = self.root / name
+        if not dst.exists():
+            copy_tree(self.request.getfixturevalue(fixture), dst)
+        return dst
+
+    def train_run(self) -> Path:
+        return self._copy("base_train_run", "trun")
+
+    def iar_run(self) -> Path:
+        return self._copy("base_iar_run", "irun")
+
+    def sweep(self) -> Path:
+        return self._copy("base_sweep", "sweep")
+
+    def file(self, rel: str, content: str | bytes) -> str:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+        return str(path)
+
+    def spec(self, text: str | None = None, name: str = "spec.toml") -> str:
+        return self.file(name, spec_text() if text is None else text)
+
+    def bad_toml(self) -> str:
+        return self.file("bad.toml", BAD_TOML)
+
+    def blocker(self, rel: str) -> str:
+        """A path under the regular file ./blocker."""
+        self.file("blocker", "a regular file, not a directory\n")
+        return self.p(f"blocker/{rel}")
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    kind: str
+    argv: Callable[[Ctx], list[str]]
+    prepare: Callable[[Ctx], object] | None = None  # damage, before the listing is taken
+    names: tuple[str, ...] = ()  # each must appear in the message
+    forbid: tuple[str, ...] = ()  # none may appear in the message
+    subprocess: bool = False
+
+
+CASES: list[Case] = []
+
+
+def case(kind: str, slug: str, argv, prepare=None, names=(), forbid=(), subprocess=False) -> None:
+    CASES.append(Case(f"{kind}-{slug}", kind, argv, prepare, tuple(names), tuple(forbid), subprocess))

@@ -27,12 +27,12 @@ from __future__ import annotations
 import argparse
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 import malformed_fixtures as mf
+from malformed_fixtures import CASES, Case, Ctx, case
 
 TR = [*mf.TRAIN_FLAGS, "--quiet"]
 IT = mf.IAR_FLAGS
@@ -56,67 +56,6 @@ def base_iar_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def base_sweep(tmp_path_factory):
     return mf.build_sweep(tmp_path_factory.mktemp("malformed_base") / "sweep")
-
-
-class Ctx:
-    """A case's tmp dir (also its working directory) and lazily copied fixtures."""
-
-    def __init__(self, root: Path, request):
-        self.root, self.request = root, request
-        self.damaged: str | None = None  # name of the file a `_damage` prepare damaged
-
-    def p(self, rel: str) -> str:
-        return str(self.root / rel)
-
-    def _copy(self, fixture: str, name: str) -> Path:
-        dst = self.root / name
-        if not dst.exists():
-            mf.copy_tree(self.request.getfixturevalue(fixture), dst)
-        return dst
-
-    def train_run(self) -> Path:
-        return self._copy("base_train_run", "trun")
-
-    def iar_run(self) -> Path:
-        return self._copy("base_iar_run", "irun")
-
-    def sweep(self) -> Path:
-        return self._copy("base_sweep", "sweep")
-
-    def file(self, rel: str, content: str | bytes) -> str:
-        path = self.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content.encode() if isinstance(content, str) else content)
-        return str(path)
-
-    def spec(self, text: str | None = None, name: str = "spec.toml") -> str:
-        return self.file(name, mf.spec_text() if text is None else text)
-
-    def bad_toml(self) -> str:
-        return self.file("bad.toml", mf.BAD_TOML)
-
-    def blocker(self, rel: str) -> str:
-        """A path under the regular file ./blocker."""
-        self.file("blocker", "a regular file, not a directory\n")
-        return self.p(f"blocker/{rel}")
-
-
-@dataclass(frozen=True)
-class Case:
-    id: str
-    kind: str
-    argv: Callable[[Ctx], list[str]]
-    prepare: Callable[[Ctx], object] | None = None  # damage, before the listing is taken
-    names: tuple[str, ...] = ()  # each must appear in the message
-    forbid: tuple[str, ...] = ()  # none may appear in the message
-    subprocess: bool = False
-
-
-CASES: list[Case] = []
-
-
-def case(kind: str, slug: str, argv, prepare=None, names=(), forbid=(), subprocess=False) -> None:
-    CASES.append(Case(f"{kind}-{slug}", kind, argv, prepare, tuple(names), tuple(forbid), subprocess))
 
 
 # --- nan: NaN and +-inf in every float option -------------------------------------------------------
@@ -331,12 +270,9 @@ case("corrupt", "iar-localize-run-config.json-garbage", _iar("localize", LOC),
 
 
 def _unitmem_state(c: Ctx):
-    """A damaged running-sums file of an interrupted UnitMem pass, where localize looks for it: today's
-    localize/partial/, and localize/state/ of the run-directory type (a file where it is not looked for is
-    left alone)."""
+    """A damaged running-sums file of an interrupted UnitMem pass, where localize looks for it (state/)."""
     c.iar_run()
-    for where in ("partial", "state"):
-        c.file(f"irun/localize/{where}/unitmem_state.npz", mf.GARBAGE)
+    c.file("irun/localize/state/unitmem_state.npz", mf.GARBAGE)
 
 
 case("corrupt", "iar-localize-unitmem_state.npz-garbage", _iar("localize", LOC), prepare=_unitmem_state,

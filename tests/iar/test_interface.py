@@ -56,7 +56,8 @@ def test_prefixes_and_ranking_positions_are_consistent(name):
     L, limit = m.seq_len, m.prefix_limit()
     assert limit == (len(m.scale_slices()) if m.prefix_unit == "scales" else L)
     assert m.revealed_mask(limit).all() and not m.revealed_mask(limit - 1).all()
-    assert 1 <= m.default_prefix() < limit
+    # the attack's default: half of the scales, or a quarter of the tokens (at least one)
+    assert m.default_prefix() == max(1, limit // 2 if m.prefix_unit == "scales" else L // 4) < limit
     scored = m.scored_positions()
     for prefix in range(1, limit):
         rank = m.ranking_positions(prefix)
