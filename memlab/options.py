@@ -23,11 +23,12 @@ from memlab.errors import FieldError, UsageError
 
 def option(default=MISSING, help: str = "", *, unit: str | None = None, flag: str | None = None,
            choices=None, parse: Callable[[str], Any] | None = None, shown: str | None = None,
-           metavar: str | None = None, cli: bool = True, default_factory=MISSING):
+           metavar: str | None = None, cli: bool = True, default_factory=MISSING, const=MISSING):
     """A dataclass field with what the command line needs: help text, unit, flag name (default
-    `--field-name`), choices, a parser for types argparse cannot read, and how the default is shown."""
+    `--field-name`), choices, a parser for types argparse cannot read, and how the default is shown.
+    const: the flag's value may be left out (`--flag` alone means `const`, `--flag X` means X)."""
     meta = {"help": help, "unit": unit, "flag": flag, "choices": choices, "parse": parse, "shown": shown,
-            "metavar": metavar, "cli": cli}
+            "metavar": metavar, "cli": cli, "const": const}
     if default_factory is not MISSING:
         return field(default_factory=default_factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -123,6 +124,8 @@ def add_section(parser: argparse.ArgumentParser, section: Section) -> None:
             text += f" [{meta['unit']}]"
         text = f"{text} (default {shown})".strip()
         kwargs = dict(dest=section.dest(f.name), default=None, help=text.replace("%", "%%"), **extra)
+        if meta.get("const", MISSING) is not MISSING:
+            kwargs.update(nargs="?", const=meta["const"])
         if typ is not None:
             kwargs["type"] = typ
             kwargs["metavar"] = meta.get("metavar") or _metavar(typ, meta)

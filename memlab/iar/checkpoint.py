@@ -6,6 +6,7 @@ whose one line names the file; nothing is written before it is raised."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -36,6 +37,16 @@ def save_stage(stage_dir: Path, epoch: int, module, opt, sched, extra: dict | No
     for old in stage_dir.glob("epoch-*"):  # keep only the newest finished epoch
         if old != ep:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def publish(module, dest: Path) -> None:
+    """module.save_pretrained into `dest`, atomically: a temporary sibling folder, then a rename."""
+    dest = Path(dest)
+    tmp = dest.parent / f".{dest.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    module.save_pretrained(tmp, safe_serialization=True)
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
 
 
 def load_pretrained(cls, directory: Path, what: str = "weights"):

@@ -19,6 +19,7 @@ DEFAULT_EPOCHS = {"next-scale": 60, "raster": 60, "masked": 200}
 # Whether --scales shapes the token sequence (a pyramid of scales); the other archs use the latent grid only.
 USES_SCALES = {"next-scale": True, "raster": False, "masked": False}
 DATA_SOURCES = ("shapes", "digits", "faces", "folder:PATH", "npz:PATH")
+MEMORIZED_ACC = 0.99  # teacher-forced top-1 accuracy on the targets that marks them memorized (issue 12)
 TOKENIZER_NORMS = ("group", "spatial")  # memlab.iar.tokenizer.NORM_TYPES (kept here: no torch import)
 
 
@@ -77,9 +78,22 @@ class IARTrainConfig:
                                  choices=TOKENIZER_NORMS)
     scales: tuple[int, ...] = option((1, 2, 3, 4), "next-scale token-map sides, ending at image size / 4")
     seed: int = option(0, "seed of initialisation and batches (the data seed on the command line)")
+    stop_when_memorized: float | None = option(
+        None, "stop at the first epoch whose teacher-forced top-1 accuracy on the targets reaches ACC (the flag "
+              f"alone: {MEMORIZED_ACC}); without it the run trains all epochs and still saves the epoch that first "
+              f"reaches {MEMORIZED_ACC} as the 'memorized' stage", const=MEMORIZED_ACC, metavar="ACC", shown="off")
+    targets: tuple[str, ...] = option((), "image ids whose accuracy defines 'memorized' (default: the planted "
+                                          "duplicates, else every training image)", shown="planted duplicates")
+
+    @property
+    def memorized_acc(self) -> float:
+        """The target accuracy that marks the 'memorized' stage."""
+        return MEMORIZED_ACC if self.stop_when_memorized is None else self.stop_when_memorized
 
     def __post_init__(self):
         check_choice("arch", self.arch, ARCHS)
+        if self.stop_when_memorized is not None:
+            check_float("stop_when_memorized", self.stop_when_memorized, 0.0, 1.0, lo_open=True)
         if self.epochs is None:
             object.__setattr__(self, "epochs", DEFAULT_EPOCHS[self.arch])
         for name in ("epochs", "batch_size", "width", "depth", "heads", "mlp_ratio", "codebook_size",

@@ -7,8 +7,6 @@ not depend on whether the run was interrupted before it.
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -17,13 +15,15 @@ import torch.nn.functional as F
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from tqdm import tqdm
 
-from memlab.iar.checkpoint import latest_epoch, load_pretrained, load_stage, save_stage
+from memlab.iar.checkpoint import latest_epoch, load_pretrained, load_stage, publish, save_stage
 from memlab.iar.config import RunConfig
 from memlab.iar.data import image_set_tensors
 from memlab.iar.figures import plot_curves, plot_samples
 from memlab.iar.load import read_run_config
 from memlab.iar.models import MODEL_CLASSES
+from memlab.iar.stages import checkpoint_dir, checkpoint_epochs, first_reaching, saved_epochs
 from memlab.iar.tokenizer import ImageTokenizer
+from memlab.errors import UsageError
 from memlab.io import read_json, write_json
 from memlab.rundir import STATE, RunDir
 
@@ -70,14 +70,35 @@ def _eval_tokenizer(tok: ImageTokenizer, train_x, heldout_x) -> dict:
 
 
 @torch.no_grad()
-def _eval_model(model, tr, ho) -> dict:
+def _eval_model(model, tr, ho, target_rows: torch.Tensor) -> dict:
     model.eval()
     out = {}
     for name, (tokens, labels) in (("train", tr), ("heldout", ho)):
         nll, acc = model.token_nll(tokens, labels)
         out[f"{name}_nll"], out[f"{name}_acc"] = float(nll.mean()), float(acc.mean())
+        if name == "train":
+            out["target_acc"] = float(acc[target_rows].mean())
     model.train()
     return out
+
+
+def target_rows(ids: list[str], targets: tuple[str, ...]) -> tuple[torch.Tensor, str]:
+    """Rows of the training set whose teacher-forced accuracy defines 'memorized', and where they come from:
+    the given image ids (one row per id), else the planted duplicates (one row each), else every row."""
+    base = [str(i).split("#copy")[0] for i in ids]
+    first: dict[str, int] = {}
+    for r, b in enumerate(base):
+        first.setdefault(b, r)
+    if targets:
+        unknown = [t for t in targets if t not in first]
+        if unknown:
+            raise UsageError(f"--targets: image {unknown[0]!r} is not in the training set (ids like {base[0]!r})")
+        return torch.tensor([first[t] for t in dict.fromkeys(targets)]), "given ids"
+    counts = {b: base.count(b) for b in first} if len(first) < len(base) else {}
+    dup = [r for b, r in first.items() if counts.get(b, 1) > 1]
+    if dup:
+        return torch.tensor(dup), "planted duplicates"
+    return torch.arange(len(ids)), "all training images"
 
 
 class _Stage:
@@ -109,11 +130,7 @@ class _Stage:
 
     def finish(self, run: Path) -> None:
         """Publish the final weights as run/<name> (save to a temporary folder, then rename)."""
-        tmp = run / f".{self.name}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.module.save_pretrained(tmp, safe_serialization=True)
-        shutil.rmtree(run / self.name, ignore_errors=True)
-        os.replace(tmp, run / self.name)
+        publish(self.module, run / self.name)
 
 
 def _prepare(run: Path, cfg: RunConfig, resume: bool):
@@ -146,10 +163,11 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: b
     rd, metrics = _prepare(run, cfg, resume)
     if _finished(rd) is not None:
         return _finished(rd)
-    train_x, train_y, heldout_x, heldout_y, _ = image_set_tensors(cfg.data)  # data errors before any write
+    train_x, train_y, heldout_x, heldout_y, ids = image_set_tensors(cfg.data)  # data errors before any write
+    t = cfg.train
+    targets, target_source = target_rows(ids, t.targets)
     if not rd.config_file.is_file():
         rd.start(cfg.to_dict())
-    t = cfg.train
     n_batches = len(range(0, len(train_x), t.batch_size))
     metrics.setdefault("tokenizer", [])
     metrics.setdefault("model", [])
@@ -190,20 +208,34 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: b
     cls = MODEL_CLASSES[t.arch]
     st = _Stage(run, "model", cls, lambda: build_model(cfg, num_classes), t.lr, cfg, n_batches, t.epochs)
     metrics["model"] = metrics["model"][: st.start]
+    schedule = set(checkpoint_epochs(t.epochs))
+    memorized = first_reaching([r.get("target_acc", 0.0) for r in metrics["model"]], t.memorized_acc)
     bar = tqdm(range(st.start, t.epochs), desc=f"{t.arch} model", file=sys.stderr, disable=not progress)
     for ep in bar:
+        if memorized is not None and t.stop_when_memorized is not None:
+            break  # a resumed run that had reached the accuracy stops where it stopped
         g = epoch_generator(t.seed, "model", ep)
         total = 0.0
         for idx in _batches(len(train_x), t.batch_size, g):
             loss = st.module.training_loss(tr[0][idx], tr[1][idx], g)
             st.step(loss)
             total += float(loss.detach()) * len(idx)
-        row = {"epoch": ep + 1, "loss": total / len(train_x), "lr": st.sched.get_last_lr()[0], **_eval_model(st.module, tr, ho)}
+        row = {"epoch": ep + 1, "loss": total / len(train_x), "lr": st.sched.get_last_lr()[0],
+               **_eval_model(st.module, tr, ho, targets)}
         metrics["model"].append(row)
+        if memorized is None and row["target_acc"] >= t.memorized_acc:
+            memorized = ep + 1
+        stop = t.stop_when_memorized is not None and memorized == ep + 1  # its weights are the final ones
+        if (ep + 1 in schedule or memorized == ep + 1) and ep + 1 < t.epochs and not stop:
+            publish(st.module, checkpoint_dir(run, ep + 1) / "model")  # before the epoch counts as done
         write_json(_history(rd), metrics)
         save_stage(st.dir, ep + 1, st.module, st.opt, st.sched)
-        bar.set_postfix(train_nll=f"{row['train_nll']:.3f}", heldout_nll=f"{row['heldout_nll']:.3f}")
-    if not (run / "model" / "config.json").is_file() or st.start < t.epochs:
+        bar.set_postfix(train_nll=f"{row['train_nll']:.3f}", heldout_nll=f"{row['heldout_nll']:.3f}",
+                        target_acc=f"{row['target_acc']:.3f}")
+        if stop:
+            break
+    last = metrics["model"][-1]["epoch"] if metrics["model"] else 0
+    if not (run / "model" / "config.json").is_file() or st.start < last:
         st.finish(run)
     if figures:
         model = st.module.eval()
@@ -212,5 +244,9 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: b
         plot_samples(model, train_x[:8], train_y[:8], model.default_prefix(), run / "samples.png")  # the attack's
     metrics["final"] = {"tokenizer": metrics["tokenizer"][-1] if metrics["tokenizer"] else {},
                         "model": metrics["model"][-1] if metrics["model"] else {}}
+    metrics["memorized_acc"], metrics["memorized_epoch"] = t.memorized_acc, memorized
+    metrics["stopped_epoch"] = last if t.stop_when_memorized is not None and memorized == last < t.epochs else None
+    metrics["targets"] = {"source": target_source, "n": len(targets)}
+    metrics["checkpoints"] = saved_epochs(run)
     rd.finish(metrics)  # last: marks the run finished
     return metrics
