@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from memlab.errors import UsageError
 from memlab.iar.config import (AblateConfig, AugmentConfig, ExtractConfig, QualityConfig, UnitMemConfig,
@@ -27,6 +28,11 @@ LEGACY_ONLY = ("top_pct", "factor", "controls", "n_random", "sweep", "rank", "by
 def _common(p: argparse.ArgumentParser, sections: list[Section]) -> None:
     p.add_argument("run", metavar="RUN", help="IAR run directory (from `memlab iar train --out RUN`)")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object on stdout")
+    g = p.add_argument_group("training stage (default: the final weights)")
+    g.add_argument("--checkpoint", type=int, metavar="EPOCH", default=None,
+                   help="load the model saved after this epoch (RUN/checkpoints; outputs go beside it)")
+    g.add_argument("--stage", default=None, metavar="{memorized,final}",
+                   help="memorized: the first epoch whose target accuracy reached the run's threshold; final")
     add_config_flag(p, [s.name for s in sections])
     for section in sections:
         add_section(p, section)
@@ -62,17 +68,19 @@ def _configs(args, sections: list[Section]) -> dict:
     return resolve(args, sections, toml=load_config_file(args))
 
 
-def _open(run: str, sub: str, kind: str):
-    """Check RUN and RUN/sub, load model and data; nothing is written before this returns."""
-    from memlab.iar.load import load_run, load_run_data
+def _open(args, sub: str, kind: str):
+    """Check RUN, its stage and the output directory (RUN/sub, or sub beside the stage's checkpoint), load
+    model and data; -> (model, data, RunDir, Stage). Nothing is written before this returns."""
+    from memlab.iar.load import load_run, load_run_data, run_stage
     from memlab.iar.pipeline import fold_duplicates
     from memlab.rundir import RunDir
 
-    parent = RunDir.existing(run, "iar-train")
-    rd, _ = RunDir.open(parent.path / sub, kind, flag="output directory", continue_same=True)
-    model = load_run(run)
-    data = fold_duplicates(*load_run_data(run))
-    return model, data, rd
+    RunDir.existing(args.run, "iar-train")
+    stage = run_stage(args.run, args.checkpoint, args.stage)
+    rd, _ = RunDir.open(stage.work_dir / sub, kind, flag="output directory", continue_same=True)
+    model = load_run(args.run, stage if stage.name != "final" else None)
+    data = fold_duplicates(*load_run_data(args.run))
+    return model, data, rd, stage
 
 
 def print_table(title: str, df) -> None:
@@ -100,7 +108,7 @@ def run_localize(args) -> int:
     cfg = _configs(args, LOCALIZE)["unitmem"]
     from memlab.iar.pipeline import localize
 
-    model, data, rd = _open(args.run, "localize", "iar-localize")
+    model, data, rd, _ = _open(args, "localize", "iar-localize")
     return _emit(args, localize(model, data, cfg, rd, show=print_table))
 
 
@@ -108,7 +116,7 @@ def run_extract(args) -> int:
     cfg = _configs(args, EXTRACT)["extract"]
     from memlab.iar.pipeline import extraction
 
-    model, data, rd = _open(args.run, "extract", "iar-extract")
+    model, data, rd, _ = _open(args, "extract", "iar-extract")
     return _emit(args, extraction(model, data, cfg, rd, show=print_table))
 
 
@@ -129,23 +137,23 @@ def run_ablate(args) -> int:
     from memlab.iar.pipeline import ablation, load_units
 
     sub, kind = ("yardstick", "iar-yardstick") if yardstick else ("ablate", "iar-ablate")
-    model, data, rd = _open(args.run, f"{sub}-{args.tag}" if args.tag else sub, kind)
+    model, data, rd, stage = _open(args, f"{sub}-{args.tag}" if args.tag else sub, kind)
     attack_prefix(model, cfgs["extract"].prefix)  # before the implicit localize writes anything
     units = load_units(model, data, rd.path.parent / "localize", show=print_table)
     if yardstick:
-        return _emit(args, _yardstick(args, model, data, units, cfgs, rd))
+        return _emit(args, _yardstick(args, model, data, units, cfgs, rd, stage))
     return _emit(args, ablation(model, data, units, cfgs["ablate"], cfgs["extract"], cfgs["quality"], rd,
                                 show=print_table))
 
 
-def _yardstick(args, model, data, units, cfgs, rd) -> dict:
+def _yardstick(args, model, data, units, cfgs, rd, stage) -> dict:
     from memlab.iar.classifier import ensure_classifier
     from memlab.iar.compare import run_comparison
     from memlab.iar.load import read_run_config
     from memlab.iar.pipeline import units_digest
     from memlab.io import read_json
 
-    run = rd.path.parent
+    run, here = Path(args.run), stage.work_dir  # the classifier belongs to the image set, the sets to the stage
 
     def classifier():
         model, info = ensure_classifier(run, read_run_config(run).data)
@@ -153,7 +161,7 @@ def _yardstick(args, model, data, units, cfgs, rd) -> dict:
               file=sys.stderr)
         return model
 
-    loc = read_json(run / "localize" / "metrics.json")
-    return run_comparison(model, data, units, cfgs["yardstick"], cfgs["extract"], rd, run_dir=run,
+    loc = read_json(here / "localize" / "metrics.json")
+    return run_comparison(model, data, units, cfgs["yardstick"], cfgs["extract"], rd, run_dir=here,
                           classifier=classifier, localizer_seconds=float(loc.get("seconds", 0.0)),
-                          units_digest=units_digest(units), show=print_table)
+                          units_digest=units_digest(units), show=print_table, stage=stage.columns())

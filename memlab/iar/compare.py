@@ -70,7 +70,7 @@ def run_comparison(model: IARModel, data, units: pd.DataFrame, cfg: YardstickCon
                    out: RunDir, run_dir=None, classifier: Callable[[], object] | None = None,
                    localizer_seconds: float = 0.0,
                    units_digest: str = "", progress: bool = True,
-                   show: Callable[[str, pd.DataFrame], None] | None = None) -> dict:
+                   show: Callable[[str, pd.DataFrame], None] | None = None, stage: dict | None = None) -> dict:
     """Score every condition (resuming finished ones), then the verdicts; -> metrics.json's content.
     `classifier`: called once the sets are chosen (so bad input has trained nothing) for the class-consistency
     classifier; None leaves class consistency unmeasured."""
@@ -96,11 +96,11 @@ def run_comparison(model: IARModel, data, units: pd.DataFrame, cfg: YardstickCon
             done[key] = {"key": key, **score_edit(model, edit, base, classifier, seconds)}
             write_json(rows_file, {"config": config, "rows": done})
         rows.append(done[key])
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows).assign(**(stage or {}))
     summary = _verdicts(table, base, cfg, out)
     write_parquet(out.path / "yardstick.parquet", table)
     write_text(out.path / "yardstick.csv", table.to_csv(index=False))
-    metrics = {"arch": model.arch, "localizer": cfg.localizer, "sets": sets.to_json(),
+    metrics = {"arch": model.arch, "localizer": cfg.localizer, "stage": stage or {}, "sets": sets.to_json(),
                "baseline": base.metrics, "threshold": base.threshold, "prefix": base.prefix, **summary}
     out.finish(metrics)
     if show:

@@ -30,23 +30,32 @@ def read_run_config(path: str | Path) -> RunConfig:
     return RunConfig.from_dict(raw, str(cfg_file))
 
 
-def load_run(path: str | Path):
+def load_run(path: str | Path, stage=None):
     """-> IARModel (NextScaleTransformer / RasterTransformer / MaskedTokenModel) with its tokenizer, in eval
-    mode, on CPU. Damaged weights (truncated, overwritten, another model's) are a UsageError naming them."""
+    mode, on CPU: the final weights, or those of `stage` (memlab.iar.stages.Stage: a saved checkpoint).
+    Damaged weights (truncated, overwritten, another model's) are a UsageError naming them."""
     from memlab.iar.checkpoint import load_pretrained
     from memlab.iar.models import MODEL_CLASSES
     from memlab.iar.tokenizer import ImageTokenizer
 
     run = Path(path)
     cfg = read_run_config(run)
-    for part in ("tokenizer", "model"):
+    for part in ("tokenizer", "model") if stage is None else ("tokenizer",):
         if not (run / part / "config.json").is_file():
             raise UsageError(f"{run} has no trained {part} yet (missing {run / part}); finish it with "
                              f"`memlab iar train --out {run} --resume`")
     tok = load_pretrained(ImageTokenizer, run / "tokenizer", "tokenizer")
-    model = load_pretrained(MODEL_CLASSES[cfg.train.arch], run / "model", "model")
+    where, what = (run / "model", "model") if stage is None else (stage.model_dir, f"model of epoch {stage.epoch}")
+    model = load_pretrained(MODEL_CLASSES[cfg.train.arch], where, what)
     model.attach_tokenizer(tok.eval())
     return model.eval()
+
+
+def run_stage(path: str | Path, checkpoint: int | None = None, stage: str | None = None):
+    """The run's stage that `--checkpoint` / `--stage` name (the final one by default): memlab.iar.stages."""
+    from memlab.iar.stages import resolve_stage
+
+    return resolve_stage(path, read_run_config(path).train.codebook_size, checkpoint, stage)
 
 
 def load_run_data(path: str | Path):
