@@ -172,3 +172,25 @@ def test_yardstick_writes_table_verdicts_and_figure_resumes_and_trains_the_class
                         (["--n-draws", "3"], "--n-draws must be an integer >= 5")):
         _one_line_error(capsys, main(["iar", "ablate", str(run), *YARD, *bad]), needle)
     _one_line_error(capsys, main(["iar", "ablate", str(run), "--ks", "5"]), "--ks is a yardstick option")
+
+
+def test_the_yardstick_at_a_saved_epoch_writes_beside_the_checkpoint_and_carries_the_stage(capsys, run_dir, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    assert json.loads((run / "metrics.json").read_text())["checkpoints"] == [1]
+    assert main(["iar", "ablate", str(run), *YARD, "--checkpoint", "1"]) == 0
+    here = run / "checkpoints" / "epoch-0001"
+    table = pd.read_parquet(here / "yardstick" / "yardstick.parquet")
+    history = json.loads((run / "metrics.json").read_text())["model"][0]
+    assert (table["stage"] == "epoch").all() and (table["stage_epoch"] == 1).all()
+    assert table["stage_heldout_nll"].iloc[0] == pytest.approx(history["heldout_nll"])
+    assert table["uniform_nll"].iloc[0] == pytest.approx(np.log(16))
+    assert (here / "evalsets.json").is_file() and (here / "localize" / "metrics.json").is_file()
+    assert not (run / "yardstick").exists() and (run / "classifier").is_dir()  # one classifier per image set
+    capsys.readouterr()
+    assert main(["iar", "ablate", str(run), *YARD, "--stage", "final", "--json"]) == 0
+    assert "class-consistency classifier: loaded" in capsys.readouterr().err
+    final = pd.read_parquet(run / "yardstick" / "yardstick.parquet")
+    assert (final["stage"] == "final").all() and (final["stage_epoch"] == 2).all()
