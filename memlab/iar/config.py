@@ -79,7 +79,8 @@ class IARTrainConfig:
     scales: tuple[int, ...] = option((1, 2, 3, 4), "next-scale token-map sides, ending at image size / 4")
     seed: int = option(0, "seed of initialisation and batches (the data seed on the command line)")
     stop_when_memorized: float | None = option(
-        None, "stop at the first epoch whose teacher-forced top-1 accuracy on the targets reaches ACC (the flag "
+        None, "stop at the first epoch whose teacher-forced top-1 accuracy on the targets (the tokens the "
+              "extraction attack must produce) reaches ACC (the flag "
               f"alone: {MEMORIZED_ACC}); without it the run trains all epochs and still saves the epoch that first "
               f"reaches {MEMORIZED_ACC} as the 'memorized' stage", const=MEMORIZED_ACC, metavar="ACC", shown="off")
     targets: tuple[str, ...] = option((), "image ids whose accuracy defines 'memorized' (default: the planted "

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from tqdm import tqdm
 
+from memlab.iar.batching import teacher_forced_scores
 from memlab.iar.checkpoint import latest_epoch, load_pretrained, load_stage, publish, save_stage
 from memlab.iar.config import RunConfig
 from memlab.iar.data import image_set_tensors
@@ -76,14 +77,17 @@ def _eval_model(model, tr, ho, target_rows: torch.Tensor) -> dict:
     for name, (tokens, labels) in (("train", tr), ("heldout", ho)):
         nll, acc = model.token_nll(tokens, labels)
         out[f"{name}_nll"], out[f"{name}_acc"] = float(nll.mean()), float(acc.mean())
-        if name == "train":
-            out["target_acc"] = float(acc[target_rows].mean())
+        if name == "train":  # over the tokens the extraction attack has to produce from its default prefix
+            positions_L = model.ranking_positions(model.default_prefix())
+            target_acc, _ = teacher_forced_scores(model, tokens[target_rows], labels[target_rows], positions_L)
+            out["target_acc"] = float(target_acc.mean())
     model.train()
     return out
 
 
 def target_rows(ids: list[str], targets: tuple[str, ...]) -> tuple[torch.Tensor, str]:
-    """Rows of the training set whose teacher-forced accuracy defines 'memorized', and where they come from:
+    """Rows of the training set whose teacher-forced accuracy defines 'memorized' (on the positions the attack
+    must produce: the first raster token, predicted from the class alone, cannot reach 0.99), and where they come from:
     the given image ids (one row per id), else the planted duplicates (one row each), else every row."""
     base = [str(i).split("#copy")[0] for i in ids]
     first: dict[str, int] = {}
