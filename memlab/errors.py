@@ -80,3 +80,9 @@ def check_range(name: str, value, lo, hi, *, lo_open: bool = False, hi_open: boo
 def check_choice(name: str, value, choices) -> None:
     if value not in choices:
         raise FieldError(name, f"{value!r}; allowed: {', '.join(map(str, choices))}", lead="unknown ")
+
+
+def check_tag(flag: str, tag: str) -> None:
+    """A name that becomes part of a directory name (`--tag`): letters, digits, '-' or '_'; '' = none."""
+    if tag and not tag.replace("-", "").replace("_", "").isalnum():
+        raise UsageError(f"{flag} must be letters, digits, '-' or '_', got {tag!r}")

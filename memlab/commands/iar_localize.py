@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from memlab.errors import UsageError
+from memlab.errors import UsageError, check_tag
 from memlab.iar.config import (AblateConfig, AugmentConfig, ExtractConfig, QualityConfig, UnitMemConfig,
                                YardstickConfig)
 from memlab.options import Section, add_config_flag, add_section, load_config_file, resolve
@@ -131,8 +131,7 @@ def run_ablate(args) -> int:
     if wrong:
         raise UsageError(f"{wrong[0]} is a yardstick option: it needs --localizer NAME")
     cfgs = _configs(args, [*ABLATE, YARDSTICK] if yardstick else ABLATE)
-    if args.tag and not args.tag.replace("-", "").replace("_", "").isalnum():
-        raise UsageError(f"--tag must be letters, digits, '-' or '_', got {args.tag!r}")
+    check_tag("--tag", args.tag)
     from memlab.iar.extract import attack_prefix
     from memlab.iar.pipeline import ablation, load_units
 

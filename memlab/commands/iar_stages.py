@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from memlab.errors import UsageError
+from memlab.errors import check_tag
 
 
 def register(iar_sub) -> None:
@@ -30,8 +30,7 @@ def _suffix(tag: str) -> str:
 
 
 def run_stages(args) -> int:
-    if args.tag and not args.tag.replace("-", "").replace("_", "").isalnum():  # the rule of `ablate --tag`
-        raise UsageError(f"--tag must be letters, digits, '-' or '_', got {args.tag!r}")
+    check_tag("--tag", args.tag)
     from memlab.iar.load import read_run_config
     from memlab.iar.stage_report import cost_measures, gather, stage_table, stages_figure
     from memlab.io import save_figure, to_json, write_text

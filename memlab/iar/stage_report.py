@@ -17,10 +17,10 @@ import pandas as pd
 
 from memlab.errors import UsageError
 from memlab.iar.stages import resolve_stage, saved_epochs
+from memlab.iar.verdict import draw_pareto_panel
 from memlab.io import legend_outside, new_figure, read_json, read_parquet, read_text
 
 CURVE_COLUMNS = ("cost_measure", "cost", "fit", "lo", "hi", "level", "n_boot")
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # the order pareto_figure gives the methods
 
 
 def yardstick_dir(work: Path, tag: str = "") -> Path:
@@ -122,30 +122,14 @@ def _higher_is_better(curve: pd.DataFrame) -> bool:
 
 
 def _panel(ax, y: StageYardstick, cost: str, methods: list[str]) -> None:
-    """One Pareto panel as verdict.pareto_figure draws it: band, cloud points, monotone fit, method markers."""
+    """One Pareto panel of a stage, drawn as the stage's own pareto.png (verdict.draw_pareto_panel)."""
     curve = y.curves[y.curves["cost_measure"] == cost]
     cloud, rest = y.table[y.table["method"] == "random"], y.table[y.table["method"] != "random"]
-    if len(curve):
-        level, n_boot = float(curve["level"].iloc[0]), int(curve["n_boot"].iloc[0])
-        ax.fill_between(curve["cost"], curve["lo"], curve["hi"], color="C0", alpha=0.25, lw=0,
-                        label=f"{level:.0%} bootstrap band of the fit ({n_boot} resamples)")
-    if cost in y.table.columns:
-        ax.scatter(cloud[cost], cloud["T_extracted"], s=10, color="0.55", alpha=0.7, lw=0,
-                   label="random edits (cloud)")
-    if len(curve):
-        ax.plot(curve["cost"], curve["fit"], color="C0", lw=1.6, label="monotone fit (isotonic)")
-    else:
-        ax.text(0.5, 0.95, "no curve at this stage (see its verdicts.csv)", transform=ax.transAxes,
-                ha="center", va="top", fontsize=7, color="0.4")
-    for i, name in enumerate(methods):
-        pts = rest[rest["method"] == name]
-        if cost in pts.columns and len(pts):
-            ax.scatter(pts[cost], pts["T_extracted"], s=30, marker=MARKERS[i % len(MARKERS)],
-                       color=f"C{1 + i % 9}", edgecolor="k", lw=0.4, zorder=3, label=str(name))
-    reverse = _higher_is_better(curve)
-    if reverse:
-        ax.invert_xaxis()
-    ax.set_xlabel(f"{cost} (higher is better, reversed)" if reverse else cost)
+    has = cost in y.table.columns
+    points = {name: (rest.loc[rest["method"] == name, cost], rest.loc[rest["method"] == name, "T_extracted"])
+              for name in methods if has and (rest["method"] == name).any()}
+    draw_pareto_panel(ax, cost, curve, cloud[cost] if has else [], cloud["T_extracted"] if has else [], points,
+                      _higher_is_better(curve))
 
 
 def stages_figure(yardsticks: list[StageYardstick]):

@@ -170,6 +170,28 @@ def verdict_table(fits: dict[str, CloudFit], interventions: pd.DataFrame, *, y: 
     return pd.DataFrame(rows)
 
 
+def draw_pareto_panel(ax, cost: str, curve: pd.DataFrame, cloud_cost, cloud_y, points: dict,
+                      higher_is_better: bool = False) -> None:
+    """One Pareto panel: the cloud's band and monotone fit (`curve`: rows of curve_table for this cost; may be
+    empty), the cloud's points, and `points` {method: (cost values, extraction values)}, one marker each."""
+    if len(curve):
+        level, n_boot = float(curve["level"].iloc[0]), int(curve["n_boot"].iloc[0])
+        ax.fill_between(curve["cost"], curve["lo"], curve["hi"], color="C0", alpha=0.25, lw=0,
+                        label=f"{level:.0%} bootstrap band of the fit ({n_boot} resamples)")
+    ax.scatter(cloud_cost, cloud_y, s=10, color="0.55", alpha=0.7, lw=0, label="random edits (cloud)")
+    if len(curve):
+        ax.plot(curve["cost"], curve["fit"], color="C0", lw=1.6, label="monotone fit (isotonic)")
+    else:
+        ax.text(0.5, 0.95, "no curve here (see verdicts.csv)", transform=ax.transAxes, ha="center", va="top",
+                fontsize=7, color="0.4")
+    for i, (name, (xs, ys)) in enumerate(points.items()):
+        ax.scatter(xs, ys, s=30, marker=_MARKERS[i % len(_MARKERS)], color=f"C{1 + i % 9}", edgecolor="k",
+                   lw=0.4, zorder=3, label=str(name))
+    if higher_is_better:
+        ax.invert_xaxis()
+    ax.set_xlabel(f"{cost} (higher is better, reversed)" if higher_is_better else cost)
+
+
 def pareto_figure(fits: dict[str, CloudFit], interventions: pd.DataFrame | None = None, *, y: str = "y",
                   method: str = "method", y_label: str | None = None, n_points: int = 101):
     """One panel per cost measure: target extraction against cost, the cloud's points, its monotone fit and
@@ -182,18 +204,10 @@ def pareto_figure(fits: dict[str, CloudFit], interventions: pd.DataFrame | None 
     fig, axes = new_figure((3.4 * len(fits) + 1.8, 3.2), 1, len(fits), squeeze=False, sharey=True)
     handles = {}
     for ax, (cost, fit) in zip(axes[0], fits.items()):
-        c = curves[curves["cost_measure"] == cost]
-        band_label = f"{fit.level:.0%} bootstrap band of the fit ({fit.n_boot} resamples)"
-        ax.fill_between(c["cost"], c["lo"], c["hi"], color="C0", alpha=0.25, lw=0, label=band_label)
-        ax.scatter(fit.cost_N, fit.y_N, s=10, color="0.55", alpha=0.7, lw=0, label="random edits (cloud)")
-        ax.plot(c["cost"], c["fit"], color="C0", lw=1.6, label="monotone fit (isotonic)")
-        for i, name in enumerate(methods):
-            pts = interventions[interventions[method] == name]
-            ax.scatter(pts[cost], pts[y], s=30, marker=_MARKERS[i % len(_MARKERS)], color=f"C{1 + i % 9}",
-                       edgecolor="k", lw=0.4, zorder=3, label=str(name))
-        if fit.higher_is_better:
-            ax.invert_xaxis()
-        ax.set_xlabel(f"{cost} (higher is better, reversed)" if fit.higher_is_better else cost)
+        pts = {name: (interventions.loc[interventions[method] == name, cost],
+                      interventions.loc[interventions[method] == name, y]) for name in methods}
+        draw_pareto_panel(ax, cost, curves[curves["cost_measure"] == cost], fit.cost_N, fit.y_N, pts,
+                          fit.higher_is_better)
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
     axes[0, 0].set_ylabel(y_label or y)
