@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from memlab.errors import UsageError, check_tag
-from memlab.iar.config import (AblateConfig, AugmentConfig, ExtractConfig, QualityConfig, UnitMemConfig,
-                               YardstickConfig)
+from memlab.iar.config import (AblateConfig, AugmentConfig, ExtractConfig, LocalizerConfig, QualityConfig,
+                               UnitMemConfig, YardstickConfig)
 from memlab.options import Section, add_config_flag, add_section, load_config_file, resolve
 
 LOCALIZE = [Section("augment", AugmentConfig, title="augmentations"),
@@ -22,6 +22,11 @@ ABLATE = [*EXTRACT, Section("ablate", AblateConfig, title="equal-k ablation (wit
                   title="quality")]
 YARDSTICK = Section("yardstick", YardstickConfig, follow={"seed": ("ablate", "seed"), "pca_dim": ("quality", "pca_dim")},
                     title="yardstick (with --localizer): top-k edits against a random-edit cloud at matched cost")
+LOCALIZER = Section("localizer", LocalizerConfig, follow={"seed": ("ablate", "seed"),
+                                                          "batch_size": ("extract", "batch_size")},
+                    skip=("per_image",), title="localizer (with --localizer other than unitmem; its table goes in "
+                                               "RUN/localizers/NAME)")
+WITH_LOCALIZER = (YARDSTICK, LOCALIZER)  # sections whose flags need --localizer
 LEGACY_ONLY = ("top_pct", "factor", "controls", "n_random", "sweep", "rank", "by_block", "n_generate")
 
 
@@ -59,7 +64,7 @@ def register(iar_sub) -> None:
                                        "writes RUN/yardstick[-TAG]. Without it: the equal-k ablation of the "
                                        "top-k%% units beside random and bottom units (RUN/ablate[-TAG]). Both "
                                        "use RUN/localize (computed if missing) and resume finished edits.")
-    _common(p, [*ABLATE, YARDSTICK])
+    _common(p, [*ABLATE, *WITH_LOCALIZER])
     p.add_argument("--tag", default="", help="write to RUN/ablate-TAG instead of RUN/ablate (keep several edits)")
     p.set_defaults(func=run_ablate)
 
@@ -122,15 +127,15 @@ def run_extract(args) -> int:
 
 def run_ablate(args) -> int:
     yardstick = getattr(args, YARDSTICK.dest("localizer")) is not None
-    given = {s.flag(f): s for s in (*ABLATE, YARDSTICK) for f, _ in s.fields()
-             if getattr(args, s.dest(f.name)) is not None and (f.name in LEGACY_ONLY or s is YARDSTICK)}
-    wrong = [flag for flag, s in given.items() if (s is YARDSTICK) != yardstick]
+    given = {s.flag(f): s for s in (*ABLATE, *WITH_LOCALIZER) for f, _ in s.fields()
+             if getattr(args, s.dest(f.name)) is not None and (f.name in LEGACY_ONLY or s in WITH_LOCALIZER)}
+    wrong = [flag for flag, s in given.items() if (s in WITH_LOCALIZER) != yardstick]
     if wrong and yardstick:
         raise UsageError(f"{wrong[0]} belongs to the equal-k ablation; with --localizer the edits are set by "
                          "--ks, --factors and --cloud-ks")
     if wrong:
         raise UsageError(f"{wrong[0]} is a yardstick option: it needs --localizer NAME")
-    cfgs = _configs(args, [*ABLATE, YARDSTICK] if yardstick else ABLATE)
+    cfgs = _configs(args, [*ABLATE, *WITH_LOCALIZER] if yardstick else ABLATE)
     check_tag("--tag", args.tag)
     from memlab.iar.extract import attack_prefix
     from memlab.iar.pipeline import ablation, load_units
@@ -138,19 +143,18 @@ def run_ablate(args) -> int:
     sub, kind = ("yardstick", "iar-yardstick") if yardstick else ("ablate", "iar-ablate")
     model, data, rd, stage = _open(args, f"{sub}-{args.tag}" if args.tag else sub, kind)
     attack_prefix(model, cfgs["extract"].prefix)  # before the implicit localize writes anything
-    units = load_units(model, data, rd.path.parent / "localize", show=print_table)
     if yardstick:
-        return _emit(args, _yardstick(args, model, data, units, cfgs, rd, stage))
+        return _emit(args, _yardstick(args, model, data, cfgs, rd, stage))
+    units = load_units(model, data, rd.path.parent / "localize", show=print_table)
     return _emit(args, ablation(model, data, units, cfgs["ablate"], cfgs["extract"], cfgs["quality"], rd,
                                 show=print_table))
 
 
-def _yardstick(args, model, data, units, cfgs, rd, stage) -> dict:
+def _yardstick(args, model, data, cfgs, rd, stage) -> dict:
     from memlab.iar.classifier import ensure_classifier
     from memlab.iar.compare import run_comparison
     from memlab.iar.load import read_run_config
     from memlab.iar.pipeline import units_digest
-    from memlab.io import read_json
 
     run, here = Path(args.run), stage.work_dir  # the classifier belongs to the image set, the sets to the stage
 
@@ -160,7 +164,27 @@ def _yardstick(args, model, data, units, cfgs, rd, stage) -> dict:
               file=sys.stderr)
         return model
 
-    loc = read_json(here / "localize" / "metrics.json")
+    units, seconds = _localizer_units(model, data, cfgs, here)
     return run_comparison(model, data, units, cfgs["yardstick"], cfgs["extract"], rd, run_dir=here,
-                          classifier=classifier, localizer_seconds=float(loc.get("seconds", 0.0)),
+                          classifier=classifier, localizer_seconds=seconds,
                           units_digest=units_digest(units), show=print_table, stage=stage.columns())
+
+
+def _localizer_units(model, data, cfgs, here: Path):
+    """(units ranked by score, the localizer's seconds): UnitMem from RUN/localize (computed if missing); any
+    other localizer from RUN/localizers/NAME (computed if missing or of another config) on the run's
+    evaluation sets, which are fixed first."""
+    from memlab.io import read_json
+
+    name, ycfg = cfgs["yardstick"].localizer, cfgs["yardstick"]
+    if name == "unitmem":
+        from memlab.iar.pipeline import load_units
+
+        units = load_units(model, data, here / "localize", show=print_table)
+        return units, float(read_json(here / "localize" / "metrics.json").get("seconds", 0.0))
+    from memlab.iar.compare import choose_sets
+    from memlab.iar.localizers import localize_into
+
+    sets = choose_sets(model, data, here, cfgs["extract"], ycfg.targets, ycfg.seed)
+    units, metrics = localize_into(here / "localizers" / name, name, model, data, sets, cfgs["localizer"])
+    return units, float(metrics.get("seconds", 0.0))

@@ -245,7 +245,41 @@ class AblateConfig:
         return sorted({float(self.top_pct), *map(float, self.sweep)})
 
 
-LOCALIZERS = ("unitmem",)  # the registry of the localizer issue fills this
+# The localizer registry's names (memlab.iar.localizers.REGISTRY holds the methods; kept here: no torch import).
+LOCALIZERS = ("unitmem", "activation", "contrast", "grad-act", "integrated-gradients", "zero-out", "hard-concrete",
+              "slimming", "oracle", "random")
+RETAIN_SETS = ("train", "heldout")
+# The yardstick's own reference is a cloud of random edits: a "random" localizer would be one draw of it.
+YARDSTICK_LOCALIZERS = tuple(n for n in LOCALIZERS if n != "random")
+
+
+@dataclass(frozen=True)
+class LocalizerConfig:
+    """Settings of the localizers (memlab.iar.localizers); each method reads the fields it needs."""
+
+    per_image: bool = option(False, "one target at a time: the score on that image (score) beside its mean over "
+                                    "the other targets (neg)")
+    batch_size: int = option(64, "sequences per forward pass")
+    ig_steps: int = option(16, "integrated-gradients steps (midpoint rule from 0 to the activation)")
+    steps: int = option(200, "optimisation steps of the learned masks (hard-concrete, slimming)",
+                        flag="--mask-steps")
+    lr: float = option(0.1, "Adam learning rate of the learned masks", flag="--mask-lr")
+    sparsity: float = option(1.0, "weight of the learned masks' sparsity penalty (on the mean share of units "
+                                  "dropped: expected L0 for hard-concrete, L1 for slimming)")
+    retain: str = option("train", "retain set whose NLL the learned masks keep: train (the training images outside "
+                                  "the targets) or heldout (the held-out images)", choices=RETAIN_SETS)
+    retain_weight: float = option(1.0, "weight of the retain set's NLL in the learned masks' objective")
+    seed: int = option(0, "seed of random scores, mask initialisation, concrete noise and batch draws")
+    unitmem: UnitMemConfig = option(default_factory=UnitMemConfig, cli=False)
+
+    def __post_init__(self):
+        for name in ("batch_size", "ig_steps", "steps"):
+            check_int(name, vars(self)[name], 1)
+        check_float("lr", self.lr, 0.0, lo_open=True)
+        check_float("sparsity", self.sparsity, 0.0)
+        check_choice("retain", self.retain, RETAIN_SETS)
+        check_float("retain_weight", self.retain_weight, 0.0)
+        check_int("seed", self.seed, 0)
 
 
 @dataclass(frozen=True)
@@ -253,7 +287,7 @@ class YardstickConfig:
     """`memlab iar ablate --localizer`: the localizer's top-k edits beside a random-edit cloud, all scored
     by the yardstick, with verdicts at matched cost."""
 
-    localizer: str = option("unitmem", "who chooses the units to edit", choices=LOCALIZERS)
+    localizer: str = option("unitmem", "who chooses the units to edit", choices=YARDSTICK_LOCALIZERS)
     ks: tuple[float, ...] = option((1.0, 5.0, 10.0, 20.0), "k values of the localizer's top-k% edits", unit="percent")
     factors: tuple[float, ...] = option((0.5, 0.0), "weight factors of every edit, in [0, 1] (0 removes)")
     cloud_ks: tuple[float, ...] = option((0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0), "k values of the random cloud",
@@ -267,7 +301,7 @@ class YardstickConfig:
     seed: int = option(0, "seed of the random cloud, the samples and the target split")
 
     def __post_init__(self):
-        check_choice("localizer", self.localizer, LOCALIZERS)
+        check_choice("localizer", self.localizer, YARDSTICK_LOCALIZERS)
         for name in ("ks", "cloud_ks"):
             if not vars(self)[name]:
                 raise FieldError(name, "must list at least one k")
