@@ -94,6 +94,8 @@ def recall_at_k(table: pd.DataFrame, true: set[tuple[str, int]], k: int | None =
     units tied with the k-th score share its remaining places evenly (the expectation under random tie
     breaking, so no order of the table helps)."""
     k = len(true) if k is None else k
+    if not 1 <= k <= len(table) or not true:
+        raise ValueError(f"recall@k needs 1 <= k <= {len(table)} units and a non-empty truth, got k = {k}")
     score = table["score"].to_numpy(dtype=float)
     is_true = np.array([(lay, int(u)) in true for lay, u in zip(table["layer"], table["unit"])])
     kth = np.sort(score)[::-1][k - 1]
