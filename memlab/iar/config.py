@@ -277,6 +277,8 @@ class LocalizerConfig:
     retain: str = option("train", "retain set whose NLL the learned masks keep: train (the training images outside "
                                   "the targets) or heldout (the held-out images)", choices=RETAIN_SETS)
     retain_weight: float = option(1.0, "weight of the retain set's NLL in the learned masks' objective")
+    oracle_reference: int = option(32, "other training images the oracle compares the targets with (a seeded "
+                                       "draw; 0: all of them)")
     seed: int = option(0, "seed of random scores, mask initialisation, concrete noise and batch draws")
     unitmem: UnitMemConfig = option(default_factory=UnitMemConfig, cli=False)
 
@@ -287,6 +289,7 @@ class LocalizerConfig:
         check_float("sparsity", self.sparsity, 0.0)
         check_choice("retain", self.retain, RETAIN_SETS)
         check_float("retain_weight", self.retain_weight, 0.0)
+        check_int("oracle_reference", self.oracle_reference, 0)
         check_int("seed", self.seed, 0)
 
 
