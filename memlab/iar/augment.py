@@ -2,7 +2,7 @@
 repeated), horizontal flips and colour jitter (brightness, contrast, a small per-channel shift).
 
 Randomness is explicit: augmentation `a` of the image with id `i` depends only on (seed, i, a), never on
-the batch it lands in. Augmentation 0 is the identity, so A = 1 means "no augmentation".
+the batch it lands in or its position there. Augmentation 0 is the identity, so A = 1 means "no augmentation".
 """
 
 from __future__ import annotations
@@ -35,19 +35,26 @@ def _params(cfg: AugmentConfig, image_id, a: int) -> tuple[int, int, bool, float
 
 def augment(images_Bx3xHxW: torch.Tensor, image_ids: np.ndarray | list, a: int,
             cfg: AugmentConfig) -> torch.Tensor:
-    """Augmentation number `a` of each image (pixels in [0, 1] in and out)."""
+    """Augmentation number `a` of each image (pixels in [0, 1] in and out), the whole batch at once; only
+    the parameters are drawn per image, from that image's own generator."""
     if a == 0:
         return images_Bx3xHxW
+    B, C, H, W = images_Bx3xHxW.shape
+    if len(image_ids) != B:
+        raise ValueError(f"{B} images but {len(image_ids)} image ids")
+    dy, dx, flip, bright, contrast, shift = zip(*(_params(cfg, i, a) for i in image_ids))
+    dev, dtype = images_Bx3xHxW.device, images_Bx3xHxW.dtype
     s = cfg.max_shift
     padded = F.pad(images_Bx3xHxW, (s, s, s, s), mode="replicate") if s else images_Bx3xHxW
-    H, W = images_Bx3xHxW.shape[-2:]
-    out = torch.empty_like(images_Bx3xHxW)
-    for b, image_id in enumerate(image_ids):
-        dy, dx, flip, bright, contrast, shift_3 = _params(cfg, image_id, a)
-        x_3xHxW = padded[b, :, s + dy:s + dy + H, s + dx:s + dx + W]
-        if flip:
-            x_3xHxW = x_3xHxW.flip(-1)
-        mean = x_3xHxW.mean()
-        x_3xHxW = (x_3xHxW - mean) * contrast + mean + bright
-        out[b] = x_3xHxW + torch.as_tensor(shift_3, dtype=x_3xHxW.dtype)[:, None, None]
-    return out.clamp(0.0, 1.0)
+    rows_BxH = s + torch.tensor(dy, device=dev)[:, None] + torch.arange(H, device=dev)
+    cols_BxW = s + torch.tensor(dx, device=dev)[:, None] + torch.arange(W, device=dev)
+    cols_BxW = torch.where(torch.tensor(flip, device=dev)[:, None], cols_BxW.flip(1), cols_BxW)
+    x = padded[torch.arange(B, device=dev)[:, None, None, None], torch.arange(C, device=dev)[None, :, None, None],
+               rows_BxH[:, None, :, None], cols_BxW[:, None, None, :]]
+    # each image's own mean, summed in float64: exact for any realistic pixels, so no summation order (which
+    # may depend on the batch) can change it
+    mean_B = (x.double().sum(dim=(1, 2, 3)) / (C * H * W)).to(dtype)[:, None, None, None]
+    contrast_B = torch.tensor(contrast, dtype=dtype, device=dev)[:, None, None, None]
+    bright_B = torch.tensor(bright, dtype=dtype, device=dev)[:, None, None, None]
+    shift_Bx3 = torch.as_tensor(np.stack(shift), dtype=dtype, device=dev)[:, :, None, None]
+    return ((x - mean_B) * contrast_B + mean_B + bright_B + shift_Bx3).clamp(0.0, 1.0)
