@@ -109,12 +109,17 @@ def _emit(args, metrics: dict) -> int:
     return 0
 
 
+def _token_cache(args) -> Path:
+    """UnitMem's augmented tokens, kept once per run: every checkpoint shares the frozen tokenizer."""
+    return Path(args.run) / "cache"
+
+
 def run_localize(args) -> int:
     cfg = _configs(args, LOCALIZE)["unitmem"]
     from memlab.iar.pipeline import localize
 
     model, data, rd, _ = _open(args, "localize", "iar-localize")
-    return _emit(args, localize(model, data, cfg, rd, show=print_table))
+    return _emit(args, localize(model, data, cfg, rd, show=print_table, token_cache=_token_cache(args)))
 
 
 def run_extract(args) -> int:
@@ -145,7 +150,7 @@ def run_ablate(args) -> int:
     attack_prefix(model, cfgs["extract"].prefix)  # before the implicit localize writes anything
     if yardstick:
         return _emit(args, _yardstick(args, model, data, cfgs, rd, stage))
-    units = load_units(model, data, rd.path.parent / "localize", show=print_table)
+    units = load_units(model, data, rd.path.parent / "localize", show=print_table, token_cache=_token_cache(args))
     return _emit(args, ablation(model, data, units, cfgs["ablate"], cfgs["extract"], cfgs["quality"], rd,
                                 show=print_table))
 
@@ -164,13 +169,13 @@ def _yardstick(args, model, data, cfgs, rd, stage) -> dict:
               file=sys.stderr)
         return model
 
-    units, seconds = _localizer_units(model, data, cfgs, here)
+    units, seconds = _localizer_units(model, data, cfgs, here, _token_cache(args))
     return run_comparison(model, data, units, cfgs["yardstick"], cfgs["extract"], rd, run_dir=here,
                           classifier=classifier, localizer_seconds=seconds,
                           units_digest=units_digest(units), show=print_table, stage=stage.columns())
 
 
-def _localizer_units(model, data, cfgs, here: Path):
+def _localizer_units(model, data, cfgs, here: Path, token_cache: Path):
     """(units ranked by score, the localizer's seconds): UnitMem from RUN/localize (computed if missing); any
     other localizer from RUN/localizers/NAME (computed if missing or of another config) on the run's
     evaluation sets, which are fixed first."""
@@ -180,7 +185,7 @@ def _localizer_units(model, data, cfgs, here: Path):
     if name == "unitmem":
         from memlab.iar.pipeline import load_units
 
-        units = load_units(model, data, here / "localize", show=print_table)
+        units = load_units(model, data, here / "localize", show=print_table, token_cache=token_cache)
         return units, float(read_json(here / "localize" / "metrics.json").get("seconds", 0.0))
     from memlab.iar.compare import choose_sets
     from memlab.iar.localizers import localize_into

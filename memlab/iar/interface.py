@@ -126,6 +126,11 @@ class IARModel(nn.Module, abc.ABC):
         """Token positions of each scale (next-scale); one slice over the whole sequence otherwise."""
         return [slice(0, self.seq_len)]
 
+    def tokenizer_module(self) -> nn.Module:
+        """The module whose weights decide `tokenize` (what a token cache is keyed on); the whole model when
+        tokenizing is not a separate module (then any change of the model invalidates such a cache)."""
+        return self
+
 
 def pooled_pixels(images_Bx3xHxW: torch.Tensor, side: int = 8) -> torch.Tensor:
     """Quality features of a model without an image encoder: side x side average-pooled pixels, B x 3*side^2."""

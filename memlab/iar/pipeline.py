@@ -64,7 +64,9 @@ Show = Callable[[str, pd.DataFrame], None] | None  # where a command shows a tab
 
 
 def localize(model: IARModel, data: RunData, cfg: UnitMemConfig, out: Path | RunDir, progress: bool = True,
-             show: Show = None) -> dict:
+             show: Show = None, token_cache: Path | None = None) -> dict:
+    """UnitMem into `out`; `token_cache`: a directory keeping the augmented tokens for later passes over the
+    same run (memlab.iar.token_cache; the commands use RUN/cache, shared by every checkpoint)."""
     rd = _rundir(out, "iar-localize")
     out = rd.path
     check_image_count(len(data.train_ids))  # bad input and damaged running sums fail before anything is written
@@ -73,7 +75,7 @@ def localize(model: IARModel, data: RunData, cfg: UnitMemConfig, out: Path | Run
     t0 = time.perf_counter()
     # state/ keeps the running sums, so an interrupted UnitMem pass resumes where it stopped
     table = compute_unitmem(model, data.train_images, data.train_labels, data.train_ids, cfg, progress,
-                            checkpoint=rd.state)
+                            checkpoint=rd.state, token_cache=token_cache)
     per_block, per_sb = aggregate(table, cfg.top_pct)
     write_parquet(out / "unitmem.parquet", table, index=True)
     shutil.rmtree(rd.state, ignore_errors=True)  # the pass is done: its running sums are in the table
@@ -139,13 +141,13 @@ def extraction(model: IARModel, data: RunData, cfg: ExtractConfig, out: Path | R
 
 
 def load_units(model: IARModel, data: RunData, localize_dir: Path, progress: bool = True,
-               show: Show = None) -> pd.DataFrame:
+               show: Show = None, token_cache: Path | None = None) -> pd.DataFrame:
     """UnitMem per unit from a finished localize_dir (an `iar-localize` result); computed there with the
     default config when it is missing or unfinished."""
     rd, mode = RunDir.open(localize_dir, "iar-localize", flag="localize directory", continue_same=True)
     path = rd.path / "unitmem.parquet"
     if mode != "done" or not path.is_file():
-        localize(model, data, UnitMemConfig(), rd, progress, show)
+        localize(model, data, UnitMemConfig(), rd, progress, show, token_cache)
     table = read_parquet(path, what="UnitMem table")
     missing = sorted({"layer", "block", "unit", "scale", "score", "k_star", "image_id"} - set(table.columns))
     if missing:

@@ -139,3 +139,14 @@ def test_an_unknown_epoch_or_stage_exits_2_with_one_line_listing_the_saved_ones(
     assert main(["iar", "extract", str(run), "--checkpoint", "2", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["n_images"] == 8  # the unique training images
     assert (run / "checkpoints" / "epoch-0002" / "extract" / "metrics.json").is_file()
+
+
+def test_every_stage_shares_the_runs_unitmem_token_cache(tmp_path, capsys):
+    run = tmp_path / "run"
+    train_run(tiny(3), run, progress=False, figures=False)
+    assert main(["iar", "localize", str(run), "--checkpoint", "1", "--n-aug", "2"]) == 0
+    files = sorted((run / "cache").glob("unitmem_tokens_*.npz"))
+    assert len(files) == 1 and (run / "checkpoints" / "epoch-0001" / "localize" / "unitmem.parquet").is_file()
+    written = files[0].stat().st_mtime_ns
+    assert main(["iar", "localize", str(run), "--n-aug", "2"]) == 0  # the final weights, the same tokenizer: a hit
+    assert sorted((run / "cache").glob("*.npz")) == files and files[0].stat().st_mtime_ns == written

@@ -12,7 +12,8 @@ from memlab.iar.augment import AugmentConfig, _params, augment
 from memlab.iar.config import IARTrainConfig, ImageDataConfig, RunConfig
 from memlab.iar.fake import FakeIAR
 from memlab.iar.train import build_model, build_tokenizer
-from memlab.iar.unitmem import TOKEN_BATCH, UnitMemConfig, activation_means
+from memlab.iar.token_cache import TOKEN_BATCH
+from memlab.iar.unitmem import UnitMemConfig, activation_means
 
 torch.set_num_threads(1)  # tiny ops; threads only contend on a shared CPU
 

@@ -86,6 +86,9 @@ class TokenizedIAR(IARModel):
                              f"model expects {self.seq_len} over {self.vocab_size}")
         object.__setattr__(self, "_tokenizer", tokenizer)
 
+    def tokenizer_module(self):
+        return self.tokenizer
+
     @property
     def tokenizer(self):
         tok = self.__dict__.get("_tokenizer")
