@@ -13,7 +13,7 @@ import torch
 
 from memlab.cli import main
 from memlab.iar import config as iar_config
-from memlab.iar.config import IARTrainConfig, ImageDataConfig, RunConfig
+from tests.iar.test_stages import tiny
 from memlab.iar.stage_report import cost_measures, gather, stage_label, stage_table, stages_figure
 from memlab.iar.train import train_run
 
@@ -24,13 +24,6 @@ YARD = ["--localizer", "unitmem", "--ks", "10", "--factors", "0", "--cloud-ks", 
 N_ROWS = 1 + 2 * 5  # one top-k edit, 2 cloud ks x 5 draws
 
 
-def tiny(epochs: int) -> RunConfig:  # as in test_stages: trains in seconds
-    return RunConfig(ImageDataConfig(n_train=8, n_heldout=4, duplicates=3, n_duplicated=2),
-                     IARTrainConfig(arch="raster", epochs=epochs, tokenizer_epochs=1, batch_size=4, width=32,
-                                    depth=1, heads=2, codebook_size=16, latent_channels=4,
-                                    tokenizer_channels=(8, 8, 8)))
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """3 epochs (checkpoints 1, 2; final 3), 'memorized' at target accuracy 0.2 (epoch 2), with the yardstick
@@ -38,7 +31,7 @@ def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("stages") / "run"
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(iar_config, "MEMORIZED_ACC", 0.2)  # the tiny model never reaches 0.99 in 3 epochs
-        train_run(tiny(3), out, progress=False, figures=False)
+        train_run(tiny(3, lr=5e-3), out, progress=False, figures=False)  # lr: reaches 0.2 by epoch 2
     for stage in (["--checkpoint", "1"], []):
         assert main(["iar", "ablate", str(out), *YARD, *stage]) == 0
     return out
