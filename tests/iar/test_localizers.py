@@ -14,8 +14,7 @@ import torch
 from memlab.cli import main
 from memlab.errors import UsageError
 from memlab.iar.config import LOCALIZERS, YARDSTICK_LOCALIZERS, LocalizerConfig, YardstickConfig
-from memlab.iar.evalsets import choose
-from memlab.iar.fake import lookup_memorizer
+from tests.iar.tiny_models import lookup_setting
 from memlab.iar.localizers import REGISTRY, localize, localize_into, recall_at_k
 from memlab.iar.localizers.common import Inputs, gated, loglik_B
 from memlab.iar.evalsets import EvalSets
@@ -31,15 +30,7 @@ EXACT = ["integrated-gradients", "zero-out", "hard-concrete", "slimming", "oracl
 
 @pytest.fixture(scope="module")
 def fake():
-    g = torch.Generator().manual_seed(0)
-    tokens = torch.stack([torch.randperm(V, generator=g)[:K] for _ in range(L)], 1)  # lookups never collide
-    heldout = torch.randint(0, V, (48, L), generator=g)
-    y, yh = torch.randint(0, 2, (K,), generator=g), torch.randint(0, 2, (48,), generator=g)
-    model = lookup_memorizer(tokens, n_filler=64)
-    ids = np.array([f"img{i}" for i in range(K)])
-    data = RunData(model.decode(tokens), y, ids, np.ones(K, int), model.decode(heldout), yh)
-    sets = choose(ids, np.ones(K, int), list(ids), 48, targets=list(ids[:NT]))
-    return model, data, sets, tokens
+    return lookup_setting(NT, K, L, V)
 
 
 def _truth(images):

@@ -8,7 +8,6 @@ import torch
 
 from memlab.cli import main
 from memlab.errors import UsageError
-from memlab.iar import checkpoint
 from memlab.iar import train as train_mod
 from memlab.iar.checkpoint import load_pretrained
 from memlab.iar.config import IARTrainConfig, ImageDataConfig, RunConfig
@@ -16,6 +15,7 @@ from memlab.iar.load import load_run, run_stage
 from memlab.iar.models import MODEL_CLASSES
 from memlab.iar.stages import checkpoint_epochs, first_reaching, resolve_stage
 from memlab.iar.train import target_rows, train_run
+from tests.iar.tiny_models import train_until_killed
 
 torch.set_num_threads(1)
 
@@ -71,18 +71,7 @@ def test_stops_at_the_first_epoch_that_reaches_the_accuracy_and_a_resumed_run_st
     assert [r["epoch"] for r in full["model"]] == [1, 2, 3, 4]
     assert full["stopped_epoch"] == 4 and full["memorized_epoch"] == 4 and full["checkpoints"] == [1, 2, 3]
 
-    real_save, calls = checkpoint.save_stage, {"n": 0}
-
-    def crash_after_model_epoch_2(stage_dir, epoch, *a, **k):  # 1 tokenizer epoch + 2 model epochs
-        real_save(stage_dir, epoch, *a, **k)
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(train_mod, "save_stage", crash_after_model_epoch_2)
-    with pytest.raises(KeyboardInterrupt):
-        train_run(cfg, tmp_path / "b", progress=False, figures=False)
-    monkeypatch.setattr(train_mod, "save_stage", real_save)
+    train_until_killed(cfg, tmp_path / "b", monkeypatch, 3)  # 1 tokenizer epoch + 2 model epochs
     resumed = train_run(cfg, tmp_path / "b", resume=True, progress=False, figures=False)
     assert resumed["model"] == full["model"] and resumed["stopped_epoch"] == 4
     # without the flag the run trains on, and the first epoch at 0.99 is kept as the memorized stage
@@ -93,20 +82,8 @@ def test_stops_at_the_first_epoch_that_reaches_the_accuracy_and_a_resumed_run_st
 
 
 def test_checkpoint_weights_are_the_epochs_weights_bit_for_bit(tmp_path, monkeypatch):
-    cfg = tiny(6)
-    real_save, calls = checkpoint.save_stage, {"n": 0}
-
-    def crash_after_model_epoch_4(stage_dir, epoch, *a, **k):
-        real_save(stage_dir, epoch, *a, **k)
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise KeyboardInterrupt
-
-    run = tmp_path / "run"
-    monkeypatch.setattr(train_mod, "save_stage", crash_after_model_epoch_4)
-    with pytest.raises(KeyboardInterrupt):
-        train_run(cfg, run, progress=False, figures=False)
-    monkeypatch.setattr(train_mod, "save_stage", real_save)
+    cfg, run = tiny(6), tmp_path / "run"
+    train_until_killed(cfg, run, monkeypatch, 5)  # 1 tokenizer epoch + 4 model epochs
     at4 = load_pretrained(MODEL_CLASSES["raster"], run / "state" / "model" / "epoch-0004" / "weights").state_dict()
     train_run(cfg, run, resume=True, progress=False, figures=False)  # epochs 5, 6; checkpoint 4 untouched
     loaded = load_run(run, run_stage(run, checkpoint=4)).state_dict()

@@ -7,13 +7,11 @@ import pandas as pd
 import torch
 
 from memlab.iar.ablate import select_units
-from memlab.iar.evalsets import choose
 from memlab.iar.extract import ExtractConfig
-from memlab.iar.fake import lookup_memorizer
 from memlab.iar.interventions import ZeroUnits
-from memlab.iar.pipeline import RunData
 from memlab.iar.verdict import fit_clouds, verdict_table
 from memlab.iar.yardstick import make_baseline, score_edit
+from tests.iar.tiny_models import lookup_setting
 
 torch.set_num_threads(1)
 K, L, V = 8, 16, 8
@@ -21,14 +19,7 @@ CLOUD_KS = (0.3, 0.6, 1, 2, 5, 10, 20, 40)
 
 
 def _setting():
-    g = torch.Generator().manual_seed(0)
-    tokens = torch.stack([torch.randperm(V, generator=g)[:K] for _ in range(L)], 1)  # lookups never collide
-    heldout = torch.randint(0, V, (48, L), generator=g)
-    y, yh = torch.randint(0, 2, (K,), generator=g), torch.randint(0, 2, (48,), generator=g)
-    model = lookup_memorizer(tokens, n_filler=64)
-    ids = np.array([f"img{i}" for i in range(K)])
-    data = RunData(model.decode(tokens), y, ids, np.ones(K, int), model.decode(heldout), yh)
-    sets = choose(ids, np.ones(K, int), list(ids), 48, targets=list(ids[:4]))
+    model, data, sets, tokens = lookup_setting(4, K, L, V)
     base = make_baseline(model, data, sets, ExtractConfig(n_candidates=K), n_samples=64, pca_dim=4)
     return model, base
 
