@@ -28,7 +28,7 @@ from memlab.iar.extract import extract
 from memlab.iar.interface import IARModel
 from memlab.iar.interventions import ScaleUnits
 from memlab.iar.verdict import curve_table, fit_clouds, pareto_figure, verdict_table
-from memlab.iar.yardstick import COSTS, make_baseline, score_edit
+from memlab.iar.yardstick import COSTS, make_baseline, score_edit, score_edits
 from memlab.io import normalize_json, read_json, save_figure, write_json, write_parquet, write_text
 from memlab.rundir import RunDir
 
@@ -77,25 +77,33 @@ def run_comparison(model: IARModel, data, units: pd.DataFrame, cfg: YardstickCon
     sets = choose_sets(model, data, run_dir, ext_cfg, cfg.targets, cfg.seed)
     classifier = classifier() if classifier is not None else None
     base = make_baseline(model, data, sets, ext_cfg, cfg.n_samples, cfg.pca_dim, cfg.seed, classifier)
-    config = normalize_json({"yardstick": asdict(cfg), "extract": asdict(ext_cfg), "units": units_digest,
+    numbers = {k: v for k, v in asdict(cfg).items() if k not in cfg.SPEED_ONLY}
+    config = normalize_json({"yardstick": numbers, "extract": asdict(ext_cfg), "units": units_digest,
                              "sets": sets.to_json()})
     rows_file = out.state / "rows.json"
     saved = read_json(rows_file) if rows_file.is_file() else None
     done = dict(saved["rows"]) if isinstance(saved, dict) and saved.get("config") == config \
         and isinstance(saved.get("rows"), dict) else {}
     out.start(config)
-    rows = []
-    for c in tqdm(conditions(cfg), desc="yardstick", unit="edit", disable=not progress):
-        key = _key(c)
-        if key not in done:
+    every = conditions(cfg)
+    pending = [c for c in every if _key(c) not in done]
+    bar = tqdm(total=len(every), initial=len(every) - len(pending), desc="yardstick", unit="edit",
+               disable=not progress)
+    for i in range(0, len(pending), cfg.edits_per_pass):  # E edits stacked on the batch axis per evaluation
+        group, edits, seconds = pending[i:i + cfg.edits_per_pass], [], []
+        for c in group:
             t0 = time.perf_counter()
             sel = _selection(units, c, cfg.seed)
             # the intervention's compute: choosing its units (the localizer's pass for its edits)
-            seconds = (localizer_seconds if c["method"] != "random" else 0.0) + time.perf_counter() - t0
-            edit = ScaleUnits(sel, c["factor"], params={"method": c["method"], "k": c["k"], "draw": c["draw"]})
-            done[key] = {"key": key, **score_edit(model, edit, base, classifier, seconds)}
-            write_json(rows_file, {"config": config, "rows": done})
-        rows.append(done[key])
+            seconds.append((localizer_seconds if c["method"] != "random" else 0.0) + time.perf_counter() - t0)
+            edits.append(ScaleUnits(sel, c["factor"], params={"method": c["method"], "k": c["k"], "draw": c["draw"]}))
+        scored = score_edits(model, edits, base, classifier, seconds, cfg.rows_per_pass) if len(edits) > 1 \
+            else [score_edit(model, edits[0], base, classifier, seconds[0])]
+        done.update({_key(c): {"key": _key(c), **r} for c, r in zip(group, scored)})
+        write_json(rows_file, {"config": config, "rows": done})
+        bar.update(len(group))
+    bar.close()
+    rows = [done[_key(c)] for c in every]
     table = pd.DataFrame(rows).assign(**(stage or {}))
     summary = _verdicts(table, base, cfg, out)
     write_parquet(out.path / "yardstick.parquet", table)

@@ -310,9 +310,17 @@ class YardstickConfig:
     pca_dim: int = option(16, "PCA dimensions of the Frechet distance")
     n_boot: int = option(1000, "bootstrap resamples of the matched-cost curves")
     seed: int = option(0, "seed of the random cloud, the samples and the target split")
+    edits_per_pass: int = option(8, "unit edits evaluated together, stacked on the batch axis (1: one at a time; the "
+                                    "numbers are the same, only speed and memory change)")
+    rows_per_pass: int = option(256, "batch rows of one forward pass when edits are stacked")
+
+    # fields that change speed and memory only: finished rows of another value are reused
+    SPEED_ONLY = ("edits_per_pass", "rows_per_pass")
 
     def __post_init__(self):
         check_choice("localizer", self.localizer, YARDSTICK_LOCALIZERS)
+        check_int("edits_per_pass", self.edits_per_pass, 1)
+        check_int("rows_per_pass", self.rows_per_pass, 1)
         for name in ("ks", "cloud_ks"):
             if not vars(self)[name]:
                 raise FieldError(name, "must list at least one k")
@@ -327,3 +335,39 @@ class YardstickConfig:
         check_int("pca_dim", self.pca_dim, 1)
         check_int("n_boot", self.n_boot, 10)
         check_int("seed", self.seed, 0)
+
+
+@dataclass(frozen=True)
+class InjectConfig:
+    """INJ (memlab.iar.inject): a trained run fine-tuned on new images (drawn from its held-out split), only the
+    outgoing weights of a random share of its MLP units free; then each localizer ranks units for those images
+    and is scored by recall@k against the injected units."""
+
+    n_images: int = option(16, "new images injected (drawn from the run's held-out split, which keeps the rest)")
+    fractions: tuple[float, ...] = option((0.02, 0.1), "shares of all MLP units whose outgoing weights may change, "
+                                                        "each in (0, 1]")
+    seeds: tuple[int, ...] = option((0, 1, 2), "injection seeds (images, units, batch order)")
+    max_epochs: int = option(300, "bound on fine-tuning epochs (it stops at the first epoch that reproduces every "
+                                  "injected image from its prefix)")
+    lr: float = option(1e-2, "Adam learning rate of the fine-tune (no weight decay)")
+    batch_size: int = option(16, "injected images per optimisation step")
+    level: float = option(0.95, "confidence level of the t-interval of recall@k over seeds")
+    localizer: LocalizerConfig = option(default_factory=LocalizerConfig, cli=False)
+
+    def __post_init__(self):
+        check_int("n_images", self.n_images, 1)
+        if not self.fractions or not self.seeds:
+            raise FieldError("fractions" if not self.fractions else "seeds", "must list at least one value")
+        for f in self.fractions:
+            check_float("fractions (each value)", f, 0.0, 1.0, lo_open=True)
+        for s in self.seeds:
+            check_int("seeds (each value)", s, 0)
+        if len(set(self.seeds)) != len(self.seeds) or len(set(self.fractions)) != len(self.fractions):
+            raise FieldError("seeds" if len(set(self.seeds)) != len(self.seeds) else "fractions",
+                             "must not repeat a value")
+        check_int("max_epochs", self.max_epochs, 1)
+        check_float("lr", self.lr, 0.0, lo_open=True)
+        check_int("batch_size", self.batch_size, 1)
+        check_float("level", self.level, 0.0, 1.0, lo_open=True, hi_open=True)
+        if self.localizer.per_image:
+            raise FieldError("localizer.per_image", "must be false: INJ ranks units for the injected images together")

@@ -39,6 +39,13 @@ def continuation_similarity(model: IARModel, tokens_BxL: torch.Tensor, labels_B:
     """(token_match_B, pixel_sim_B, generated images): continue each sequence from its prefix and compare
     with the decoding of its own tokens."""
     gen_BxL = continue_all(model, tokens_BxL, labels_B, prefix, batch_size)
+    return similarity_of_continuations(model, gen_BxL, tokens_BxL, prefix, batch_size)
+
+
+def similarity_of_continuations(model: IARModel, gen_BxL: torch.Tensor, tokens_BxL: torch.Tensor, prefix: int,
+                                batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+    """(token_match_B, pixel_sim_B, generated images) of continuations `gen_BxL` (from `prefix`) of `tokens_BxL`;
+    decoding uses the model's tokenizer only, so the continuations may come from an edited model."""
     pos = ~model.revealed_mask(prefix).cpu()  # the tokens the continuation produced
     token_match = (gen_BxL[:, pos] == tokens_BxL[:, pos]).float().mean(1).numpy()
     gen_images = decode_all(model, gen_BxL, batch_size)

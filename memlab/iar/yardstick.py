@@ -25,10 +25,10 @@ import torch
 from memlab.iar.batching import decode_all, generate_all, teacher_forced_scores
 from memlab.iar.evalsets import EvalSets
 from memlab.iar.extract import (ExtractConfig, attack_prefix, calibrate_threshold, continuation_similarity,
-                                nearest_neighbour_ratio)
+                                nearest_neighbour_ratio, similarity_of_continuations)
 from memlab.iar.interface import IARModel
 from memlab.iar.interventions import Edit
-from memlab.iar.quality import frechet_distance, heldout_nll, image_features
+from memlab.iar.quality import frechet_distance, image_features
 
 # cost measure -> (metric, +1 if a higher metric is a higher cost, -1 if lower is)
 COSTS = {"cost_heldout_nll": ("heldout_nll", 1), "cost_sample_nll": ("sample_nll", 1), "cost_fd": ("fd", 1),
@@ -81,18 +81,63 @@ def make_baseline(model: IARModel, data, sets: EvalSets, ext_cfg: ExtractConfig,
                     heldout_tokens_MxL=heldout_tokens[:m], heldout_labels_M=data.heldout_labels[:m],
                     heldout_features_MxF=image_features(model, data.heldout_images), sample_labels_S=labels,
                     sample_seeds=list(range(seed, seed + n_samples)), pca_dim=pca_dim, batch_size=bs)
-    samples = _samples(model, base)
-    base.metrics = _finish(_measure(model, base, samples, classifier), _sample_nll(model, base, samples), base)
+    out = _outputs(model, base)
+    base.metrics = _finish(_evaluate(model, base, out, classifier), _sample_nll(model, base, out.samples_SxL), base)
     return base
 
 
-def _extraction(model: IARModel, base: Baseline, rows: np.ndarray, threshold_recal: float) -> dict:
+@dataclass
+class Outputs:
+    """What one model (edited or not) makes of the baseline's inputs, as tokens; every measure is computed from
+    these, so a model evaluated alone and one of E edits evaluated stacked on the batch axis
+    (memlab.iar.batched) give the same numbers."""
+
+    samples_SxL: torch.Tensor  # generated from the baseline's labels and seeds
+    heldout_gen_MxL: torch.Tensor  # held-out sequences continued from the prefix (the recalibrated threshold)
+    gen_T: torch.Tensor  # targets continued from the prefix
+    gen_C: torch.Tensor  # controls continued from the prefix
+    heldout_ll_M: np.ndarray  # mean log-likelihood of each held-out sequence at the scored positions
+
+
+def _inputs_TC(base: Baseline) -> tuple[torch.Tensor, torch.Tensor]:
+    rows = torch.as_tensor(np.concatenate([base.rows_T, base.rows_C]).astype(np.int64))
+    return base.train_tokens_NxL[rows], base.train_labels_N[rows]
+
+
+def _outputs(model: IARModel, base: Baseline) -> Outputs:
+    from memlab.iar.batching import continue_all
+
+    tokens, labels = _inputs_TC(base)
+    gen = continue_all(model, tokens, labels, base.prefix, base.batch_size)
+    _, ll = teacher_forced_scores(model, base.heldout_tokens_MxL, base.heldout_labels_M,
+                                  model.scored_positions().cpu(), base.batch_size)
+    return Outputs(generate_all(model, base.sample_labels_S, base.sample_seeds, base.batch_size),
+                   continue_all(model, base.heldout_tokens_MxL, base.heldout_labels_M, base.prefix, base.batch_size),
+                   gen[:len(base.rows_T)], gen[len(base.rows_T):], ll)
+
+
+def _outputs_E(model: IARModel, edits: list[Edit], base: Baseline, batch_size: int) -> list[Outputs]:
+    """`_outputs` of each edit, the E edits stacked on the batch axis (`batch_size` rows per pass)."""
+    from memlab.iar.batched import continue_greedy_E, generate_E, teacher_forced_scores_E
+
+    tokens, labels = _inputs_TC(base)
+    gen_ExN = continue_greedy_E(model, edits, tokens, labels, base.prefix, batch_size)
+    held_ExM = continue_greedy_E(model, edits, base.heldout_tokens_MxL, base.heldout_labels_M, base.prefix, batch_size)
+    _, ll_ExM = teacher_forced_scores_E(model, edits, base.heldout_tokens_MxL, base.heldout_labels_M,
+                                        model.scored_positions().cpu(), batch_size)
+    samples_ExS = generate_E(model, edits, base.sample_labels_S, base.sample_seeds, batch_size)
+    n_T = len(base.rows_T)
+    return [Outputs(samples_ExS[e], held_ExM[e], gen_ExN[e, :n_T], gen_ExN[e, n_T:], ll_ExM[e])
+            for e in range(len(edits))]
+
+
+def _extraction(model: IARModel, base: Baseline, rows: np.ndarray, gen_BxL: torch.Tensor,
+                threshold_recal: float) -> dict:
     if not len(rows):
         return {"n": 0, "extracted": 0, "extracted_recal": 0, "token_match": float("nan"),
                 "pixel_sim": float("nan")}
-    rows_t = torch.as_tensor(rows)
-    match, sim, gen = continuation_similarity(model, base.train_tokens_NxL[rows_t], base.train_labels_N[rows_t],
-                                              base.prefix, base.batch_size)
+    match, sim, gen = similarity_of_continuations(model, gen_BxL, base.train_tokens_NxL[torch.as_tensor(rows)],
+                                                  base.prefix, base.batch_size)
     nn = nearest_neighbour_ratio(gen, base.recon_Nx3xHxW, rows, base.train_ids_N)
     close = nn < base.nn_ratio
     return {"n": len(rows), "extracted": int(((sim > base.threshold) & close).sum()),
@@ -100,28 +145,24 @@ def _extraction(model: IARModel, base: Baseline, rows: np.ndarray, threshold_rec
             "token_match": float(match.mean()), "pixel_sim": float(sim.mean())}
 
 
-def _samples(model: IARModel, base: Baseline) -> torch.Tensor:
-    return generate_all(model, base.sample_labels_S, base.sample_seeds, base.batch_size)
-
-
-def _measure(model: IARModel, base: Baseline, samples_SxL: torch.Tensor, classifier) -> dict:
-    """Everything measured on the model as it is now (edited, or a new run)."""
-    _, heldout_sim, _ = continuation_similarity(model, base.heldout_tokens_MxL, base.heldout_labels_M, base.prefix,
-                                                base.batch_size)
+def _evaluate(model: IARModel, base: Baseline, out: Outputs, classifier) -> dict:
+    """Every measure of one model from its outputs (decoding uses only the tokenizer, which edits leave alone)."""
+    _, heldout_sim, _ = similarity_of_continuations(model, out.heldout_gen_MxL, base.heldout_tokens_MxL, base.prefix,
+                                                    base.batch_size)
     recal = calibrate_threshold(heldout_sim, base.fpr)
-    out = {}
-    for name, rows in (("T", base.rows_T), ("C", base.rows_C)):
-        out.update({f"{name}_{k}": v for k, v in _extraction(model, base, rows, recal).items()})
-    images = decode_all(model, samples_SxL, base.batch_size)
-    out["fd"] = frechet_distance(image_features(model, images), base.heldout_features_MxF, base.pca_dim)
-    out["heldout_nll"] = heldout_nll(model, base.heldout_tokens_MxL, base.heldout_labels_M, base.batch_size)
-    out["class_consistency"] = float("nan")
+    result = {}
+    for name, rows, gen in (("T", base.rows_T, out.gen_T), ("C", base.rows_C, out.gen_C)):
+        result.update({f"{name}_{k}": v for k, v in _extraction(model, base, rows, gen, recal).items()})
+    images = decode_all(model, out.samples_SxL, base.batch_size)
+    result["fd"] = frechet_distance(image_features(model, images), base.heldout_features_MxF, base.pca_dim)
+    result["heldout_nll"] = -float(out.heldout_ll_M.mean())  # = quality.heldout_nll: equal-length means
+    result["class_consistency"] = float("nan")
     if classifier is not None:
         from memlab.iar.classifier import class_consistency
 
-        out["class_consistency"] = class_consistency(classifier, images, base.sample_labels_S)
-    out["threshold_recal"] = recal
-    return out
+        result["class_consistency"] = class_consistency(classifier, images, base.sample_labels_S)
+    result["threshold_recal"] = recal
+    return result
 
 
 def _sample_nll(reference: IARModel, base: Baseline, samples_SxL: torch.Tensor) -> float:
@@ -149,15 +190,29 @@ def score_edit(model: IARModel, edit: Edit, base: Baseline, classifier=None, sec
     the intervention cost (choosing the units: a localizer's time); `eval_seconds`: this evaluation's."""
     t0 = time.perf_counter()
     with edit.applied(model):
-        samples = _samples(model, base)
-        measured = _measure(model, base, samples, classifier)
-    out = _finish(measured, _sample_nll(model, base, samples), base, seconds)
-    return {**edit.describe(), **out, "eval_seconds": time.perf_counter() - t0}
+        out = _outputs(model, base)
+    result = _finish(_evaluate(model, base, out, classifier), _sample_nll(model, base, out.samples_SxL), base, seconds)
+    return {**edit.describe(), **result, "eval_seconds": time.perf_counter() - t0}
+
+
+def score_edits(model: IARModel, edits: list[Edit], base: Baseline, classifier=None,
+                seconds: list[float] | None = None, batch_size: int = 256) -> list[dict]:
+    """`score_edit` of each of E unit edits, the edits stacked on the batch axis (one pass over E x inputs, not
+    E passes; memlab.iar.batched) with `batch_size` rows per pass; the same numbers as E `score_edit` calls.
+    `eval_seconds` is the batch's evaluation time divided by E."""
+    t0 = time.perf_counter()
+    outs = _outputs_E(model, edits, base, batch_size) if edits else []
+    rows = [{**edit.describe(), **_finish(_evaluate(model, base, out, classifier),
+                                          _sample_nll(model, base, out.samples_SxL), base,
+                                          seconds[e] if seconds is not None else 0.0)}
+            for e, (edit, out) in enumerate(zip(edits, outs))]
+    per_edit = (time.perf_counter() - t0) / max(1, len(edits))
+    return [{**r, "eval_seconds": per_edit} for r in rows]
 
 
 def score_model(model: IARModel, reference: IARModel, base: Baseline, classifier=None, seconds: float = 0.0,
                 describe: dict | None = None) -> dict:
     """The yardstick of a model a method produced (a new run), against the unedited `reference`."""
-    samples = _samples(model, base)
-    return {**(describe or {}), **_finish(_measure(model, base, samples, classifier),
-                                          _sample_nll(reference, base, samples), base, seconds)}
+    out = _outputs(model, base)
+    return {**(describe or {}), **_finish(_evaluate(model, base, out, classifier),
+                                          _sample_nll(reference, base, out.samples_SxL), base, seconds)}

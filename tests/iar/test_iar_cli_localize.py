@@ -194,3 +194,18 @@ def test_the_yardstick_at_a_saved_epoch_writes_beside_the_checkpoint_and_carries
     assert "class-consistency classifier: loaded" in capsys.readouterr().err
     final = pd.read_parquet(run / "yardstick" / "yardstick.parquet")
     assert (final["stage"] == "final").all() and (final["stage_epoch"] == 2).all()
+
+
+def test_stacked_and_one_at_a_time_yardsticks_give_the_same_table_and_share_finished_rows(capsys, run_dir, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    assert main(["iar", "ablate", str(run), *YARD, "--edits-per-pass", "1", "--tag", "one"]) == 0
+    assert main(["iar", "ablate", str(run), *YARD, "--edits-per-pass", "4", "--rows-per-pass", "50", "--tag", "many"]) == 0
+    one, many = (pd.read_parquet(run / f"yardstick-{t}" / "yardstick.parquet") for t in ("one", "many"))
+    drop = ["eval_seconds", "seconds"]
+    pd.testing.assert_frame_equal(one.drop(columns=drop), many.drop(columns=drop))
+    rows = (run / "yardstick-one" / "state" / "rows.json").read_text()
+    assert main(["iar", "ablate", str(run), *YARD, "--edits-per-pass", "8", "--tag", "one"]) == 0  # speed only: reused
+    assert (run / "yardstick-one" / "state" / "rows.json").read_text() == rows

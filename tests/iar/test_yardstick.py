@@ -80,3 +80,25 @@ def test_a_measure_that_falls_as_edits_grow_is_not_used_as_a_cost():
                           "rising": [0.1, 0.5, 1.0, 2.0, 0.05, 0.2, 0.5, 1.0],
                           "falling": [-0.1, -0.5, -1.0, -2.0, -0.05, -0.2, -0.5, -1.0]})
     assert cost_direction(cloud, "rising") == pytest.approx(1.0) and cost_direction(cloud, "falling") == pytest.approx(-1.0)
+
+
+def test_stacked_edits_score_exactly_as_one_at_a_time():
+    from memlab.iar.interventions import MeanAblateUnits, ScaleUnits, unit_means
+    from memlab.iar.yardstick import score_edits
+
+    model, base = _setting()
+    rng, units = np.random.default_rng(3), _all_units(model)
+    means = unit_means(model, base.heldout_tokens_MxL, base.heldout_labels_M)
+    edits = [ZeroUnits({"block.0.mlp": list(range(16))}),  # the true units of image 0: T drops
+             ScaleUnits(select_units(units, 20, "random", rng=rng), 0.5),
+             MeanAblateUnits(select_units(units, 10, "random", rng=rng), means),
+             ScaleUnits({}, 0.0)]  # edits nothing
+    one = [score_edit(model, e, base, seconds=1.5) for e in edits]
+    for batch_size in (7, 256):  # chunks that mix edits, and one pass
+        stacked = score_edits(model, edits, base, seconds=[1.5] * 4, batch_size=batch_size)
+        for a, b in zip(one, stacked):
+            a, b = ({k: v for k, v in r.items() if k != "eval_seconds"} for r in (a, b))
+            assert a.keys() == b.keys()
+            assert all(a[k] == b[k] or (isinstance(a[k], float) and np.isnan(a[k]) and np.isnan(b[k])) for k in a), \
+                {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+    assert one[0]["T_extracted"] == 3 and one[3]["T_extracted"] == 4 and one[3]["cost_fd"] == 0
