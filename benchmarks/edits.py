@@ -13,6 +13,9 @@ thread), the fastest of each compared, so that other processes on a shared machi
 little as possible. The batched results are checked against the one-at-a-time ones. Writes
 benchmarks/results/edits.json.
 
+The same for whole yardstick conditions (extraction on T and C, 256 samples, every quality measure):
+memlab.iar.yardstick.score_edit per edit against score_edits of all of them ("yardstick" in the JSON).
+
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/edits.py [--conditions 16] [--candidates 32,8] [--batch-size 256]
 """
 
@@ -92,6 +95,41 @@ def bench_arch(arch: str, n_conditions: int, n_candidates: int, batch_size: int,
             "continuation_tokens_equal_fraction": float((out[1] == ref[1]).float().mean())}
 
 
+def bench_yardstick(arch: str, n_conditions: int, batch_size: int, repeats: int, n_samples: int) -> dict:
+    """Whole yardstick conditions (memlab.iar.yardstick): score_edit per edit against score_edits of all E,
+    on a default-size run (untrained tokenizer and model; the evaluation sets are the planted duplicates)."""
+    from memlab.iar.data import image_set_tensors
+    from memlab.iar.evalsets import choose
+    from memlab.iar.extract import ExtractConfig
+    from memlab.iar.pipeline import fold_duplicates
+    from memlab.iar.train import build_tokenizer
+    from memlab.iar.yardstick import make_baseline, score_edit, score_edits
+
+    cfg = RunConfig(data=ImageDataConfig(n_train=64, duplicates=4, n_duplicated=8), train=IARTrainConfig(arch=arch))
+    torch.manual_seed(0)
+    data = fold_duplicates(*image_set_tensors(cfg.data))
+    model = build_model(cfg, num_classes=int(data.train_labels.max()) + 1).eval()
+    model.attach_tokenizer(build_tokenizer(cfg).eval())
+    ids = list(data.train_ids)
+    sets = choose(ids, data.copies, ids, len(data.heldout_images))
+    base = make_baseline(model, data, sets, ExtractConfig(), n_samples=n_samples)
+    edits = _edits(model, n_conditions, 10.0, seed=1)
+    one = lambda: [score_edit(model, e, base) for e in edits]
+    stacked = lambda: score_edits(model, edits, base, batch_size=batch_size)
+    times_one, times_stacked = [], []
+    for _ in range(repeats):
+        t, ref = _time(one)
+        times_one.append(t)
+        t, out = _time(stacked)
+        times_stacked.append(t)
+    same = all(a[k] == b[k] for a, b in zip(ref, out) for k in a if k != "eval_seconds" and a[k] == a[k])
+    t_one, t_stacked = min(times_one), min(times_stacked)
+    return {"arch": arch, "conditions": n_conditions, "n_samples": n_samples,
+            "targets": len(sets.target_ids), "controls": len(sets.control_ids),
+            "one_at_a_time_conditions_per_s": n_conditions / t_one, "stacked_conditions_per_s": n_conditions / t_stacked,
+            "speedup": t_one / t_stacked, "meets_5x_target": t_one / t_stacked >= 5.0, "numbers_equal": bool(same)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--conditions", type=int, default=16, help="edit conditions E")
@@ -102,14 +140,20 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads; timings are CPU seconds, so with more than 1 the rates are per CPU-second")
+    p.add_argument("--yardstick-conditions", type=int, default=8,
+                   help="whole yardstick conditions (extraction, samples, quality) timed too; 0: skip")
+    p.add_argument("--n-samples", type=int, default=256, help="samples per yardstick condition")
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     candidates = [int(c) for c in args.candidates.split(",")]
     rows = [bench_arch(a, args.conditions, c, args.batch_size, args.repeats)
             for c in candidates for a in ("next-scale", "raster")]
+    yard = [bench_yardstick(a, args.yardstick_conditions, args.batch_size, max(1, args.repeats // 2), args.n_samples)
+            for a in ("next-scale", "raster")] if args.yardstick_conditions else []
     result = {"conditions": args.conditions, "candidates": candidates, "batch_size": args.batch_size,
-              "threads": args.threads, "repeats": args.repeats, "torch": torch.__version__, "results": rows}
+              "threads": args.threads, "repeats": args.repeats, "torch": torch.__version__, "results": rows,
+              "yardstick": yard}
     write_json(args.out, result)
     for r in rows:
         print(f"{r['arch']:>10}, {r['candidates']:3d} candidates: one at a time "
@@ -117,6 +161,10 @@ def main() -> None:
               f"{r['batched_conditions_per_s']:7.1f} conditions/s: {r['speedup']:.1f}x "
               f"(tf accuracy equal: {r['tf_accuracy_equal']}, continuation tokens equal: "
               f"{100 * r['continuation_tokens_equal_fraction']:.1f}%)")
+    for r in yard:
+        print(f"{r['arch']:>10}, whole yardstick conditions ({r['n_samples']} samples): one at a time "
+              f"{r['one_at_a_time_conditions_per_s']:.2f}/s, stacked {r['stacked_conditions_per_s']:.2f}/s: "
+              f"{r['speedup']:.2f}x (numbers equal: {r['numbers_equal']})")
 
 
 if __name__ == "__main__":
