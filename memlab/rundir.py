@@ -27,6 +27,7 @@ KINDS = {
     "iar-extract": "`memlab iar extract` result",
     "iar-ablate": "`memlab iar ablate` result",
     "iar-yardstick": "`memlab iar ablate --localizer` yardstick result",
+    "iar-inject": "INJ injected model (memlab.iar.inject)",
 }
 STATE = "state"
 CONFIG = "config.json"
