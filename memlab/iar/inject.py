@@ -22,6 +22,7 @@ from memlab.iar.batching import continue_all
 from memlab.iar.config import InjectConfig
 from memlab.iar.evalsets import EvalSets
 from memlab.iar.interface import IARModel
+from memlab.iar.localizers.common import unit_table
 from memlab.iar.pipeline import RunData
 from memlab.iar.train import epoch_generator
 
@@ -29,12 +30,12 @@ PREFIX = "inject"  # ids of injected images: inject:<row of the held-out split>
 
 
 def all_units(model: IARModel) -> pd.DataFrame:
-    """Every MLP unit of the model, in units() order: layer, block, unit."""
-    return pd.concat([pd.DataFrame({"layer": name, "block": spec.block, "unit": np.arange(spec.weight.shape[0])})
-                      for name, spec in model.units().items()], ignore_index=True)
+    """Every MLP unit of the model, in units() order: layer, block, unit (the localizers' table without scores)."""
+    return unit_table(model, {name: np.zeros(spec.weight.shape[0]) for name, spec in model.units().items()}
+                      )[["layer", "block", "unit"]]
 
 
-def choose(model: IARModel, n_heldout: int, n_images: int, fraction: float, seed: int
+def draw_injection(model: IARModel, n_heldout: int, n_images: int, fraction: float, seed: int
            ) -> tuple[np.ndarray, pd.DataFrame]:
     """(rows of the held-out split to inject, the units whose outgoing weights may change: a uniform draw of
     max(1, round(fraction * N)) of all N units). A seed gives the same images at every fraction, and the units
@@ -134,8 +135,8 @@ def inject(model: IARModel, tokens_BxL: torch.Tensor, labels_B: torch.Tensor, un
 
 def changed_outside(before: dict[str, torch.Tensor], model: nn.Module, proj: dict[str, nn.Linear],
                     free: dict[str, torch.Tensor]) -> list[str]:
-    """Names of state entries (or 'KEY (outside the free columns)') that differ bit for bit from `before` outside the free
-    outgoing columns."""
+    """State entries that differ bit for bit from `before`, outside the free outgoing columns (a projection
+    weight is named 'KEY (outside the free columns)')."""
     allowed = {id(lin.weight): free[name] for name, lin in proj.items()}
     out = []
     for key, now in model.state_dict(keep_vars=True).items():  # keep_vars: the parameters themselves

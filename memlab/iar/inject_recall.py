@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import math
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from memlab.iar.config import InjectConfig
-from memlab.iar.inject import choose, inject, injected_data, state_digest
+from memlab.iar.inject import draw_injection, inject, injected_data, state_digest
 from memlab.iar.localizers import USES_LABELS, localize_into, method, recall_at_k
 from memlab.io import new_figure, read_parquet, save_figure, write_json, write_parquet, write_text
 from memlab.rundir import RunDir
@@ -37,7 +37,7 @@ def injected_model(out: Path, base, data, fraction: float, seed: int, cfg: Injec
     finished with the same config (same base weights included), else fine-tuned from a copy of `base`."""
     from memlab.iar.checkpoint import load_pretrained, publish
 
-    rows, units = choose(base, len(data.heldout_images), cfg.n_images, fraction, seed)
+    rows, units = draw_injection(base, len(data.heldout_images), cfg.n_images, fraction, seed)
     new_data, sets = injected_data(data, rows)
     config = {"inject": {k: v for k, v in asdict(cfg).items() if k not in ("fractions", "seeds", "localizer",
                                                                             "level")},
@@ -96,9 +96,10 @@ def summarize(per_seed: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
 
 def run_inj(run_dir, methods, cfg: InjectConfig = InjectConfig(), out: Path | None = None) -> pd.DataFrame:
     """INJ on the trained run `run_dir` (final weights): for every seed and fraction an injected model, each
-    localizer in `methods` ranking units for the injected images, recall@k. -> the summary over seeds (one row
-    per fraction, method, block); tables and figure written to `out` (default RUN/inject). Resumable: finished
-    injected models and localizer tables are reused."""
+    localizer in `methods` ranking units for the injected images (with cfg.localizer, its seed shifted by the
+    injection seed, so random scores and learned masks vary over seeds too), recall@k. -> the summary over
+    seeds (one row per fraction, method, block); tables and figure written to `out` (default RUN/inject).
+    Resumable: finished injected models and localizer tables are reused."""
     from memlab.iar.load import load_run, load_run_data
     from memlab.iar.pipeline import fold_duplicates
 
@@ -109,14 +110,15 @@ def run_inj(run_dir, methods, cfg: InjectConfig = InjectConfig(), out: Path | No
     out = Path(run_dir) / "inject" if out is None else Path(out)
     base = load_run(run_dir)
     data = fold_duplicates(*load_run_data(run_dir))
-    choose(base, len(data.heldout_images), cfg.n_images, cfg.fractions[0], cfg.seeds[0])  # too few held-out
+    draw_injection(base, len(data.heldout_images), cfg.n_images, cfg.fractions[0], cfg.seeds[0])  # too few held-out
     digest, rows = state_digest(base), []
     for seed in cfg.seeds:
         for fraction in cfg.fractions:
             here = out / f"seed-{seed}-frac-{fraction:g}"
             model, data_i, sets, truth, inj = injected_model(here, base, data, fraction, seed, cfg, digest)
+            loc_cfg = replace(cfg.localizer, seed=cfg.localizer.seed + seed)  # seeded methods vary with the seed
             for name in methods:
-                table, m = localize_into(here / "localizers" / name, name, model, data_i, sets, cfg.localizer)
+                table, m = localize_into(here / "localizers" / name, name, model, data_i, sets, loc_cfg)
                 rows += [{"seed": seed, "fraction": fraction, "method": name, **r, "seconds": m.get("seconds"),
                           "reproduced_share": inj["n_reproduced"] / inj["n_images"], "stopped": inj["stopped"],
                           "epochs": inj["epochs"]} for r in recall_rows(table, truth)]
@@ -135,7 +137,7 @@ def plot_recall(summary: pd.DataFrame, path: Path) -> None:
     random's expected recall k/N as a dashed line over each group."""
     whole = summary[summary["block"] == -1]
     methods, fractions = list(dict.fromkeys(whole["method"])), sorted(whole["fraction"].unique())
-    fig, ax = new_figure((max(5.0, 0.9 * len(methods) * len(fractions) + 2), 3.6))
+    fig, ax = new_figure((min(12.0, max(5.0, 0.5 * len(methods) * len(fractions) + 2)), 3.6))
     width = 0.8 / len(fractions)
     for j, frac in enumerate(fractions):
         part = whole[whole["fraction"] == frac].set_index("method").loc[methods]

@@ -11,7 +11,7 @@ import torch
 
 from memlab.errors import UsageError
 from memlab.iar.config import IARTrainConfig, ImageDataConfig, InjectConfig, LocalizerConfig, RunConfig
-from memlab.iar.inject import choose, inject, injected_data, outgoing, reproduced_B
+from memlab.iar.inject import draw_injection, inject, injected_data, outgoing, reproduced_B
 
 from tiny_models import tiny_model  # noqa: E402
 
@@ -47,7 +47,7 @@ def base(run_dir):
 
 def _injected(base, seed: int, fraction: float = 0.1):
     model, data = base
-    rows, units = choose(model, len(data.heldout_images), N_IMAGES, fraction, seed)
+    rows, units = draw_injection(model, len(data.heldout_images), N_IMAGES, fraction, seed)
     r = torch.as_tensor(rows)
     tokens, labels = model.tokenize(data.heldout_images[r]), data.heldout_labels[r]
     edited = copy.deepcopy(model)
@@ -94,7 +94,7 @@ def test_same_seed_same_units_and_weights(base):
     _, units_c, *_ = _injected(base, seed=2, fraction=0.05)
     assert not units_a.equals(units_c)
     model, data = base
-    _, larger = choose(model, len(data.heldout_images), N_IMAGES, 0.1, 1)  # nested: same images, more units
+    _, larger = draw_injection(model, len(data.heldout_images), N_IMAGES, 0.1, 1)  # nested: same images, more units
     pd.testing.assert_frame_equal(larger.merge(units_a), units_a)
 
 
@@ -107,9 +107,9 @@ def test_injected_data_adds_the_images_as_targets_and_keeps_the_rest_held_out(ba
 
 
 def test_zero_out_and_integrated_gradients_find_the_injected_units(run_dir, tmp_path, monkeypatch):
-    """Measured (2 seeds, 26 of 512 units injected, chance 26/512 = 0.051): zero-out recall@k 1.00 (both
-    seeds; 1.00 in each block), integrated gradients 0.96 overall (0.92 and 1.00 per block; activation statistics stay at chance: only outgoing weights
-    moved). Asserted: above 3x chance overall and in every block."""
+    """Measured (2 seeds, 26 of 512 units injected, chance 26/512 = 0.051): zero-out recall@k 1.00 (both seeds,
+    both blocks), integrated gradients 0.96 overall (0.92 and 1.00 per block); random 0.08. Asserted: above
+    3x chance overall and in every block, and zero-out >= 0.9, integrated gradients >= 0.8 overall."""
     from memlab.iar import inject_recall
 
     out = tmp_path / "inj"
