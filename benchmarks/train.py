@@ -16,7 +16,6 @@ non-blocked operations, the noise draw and Adam, get scaled too: a slight overco
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import platform
 import time
@@ -63,15 +62,16 @@ def prepare(data_cfg, train_cfg, n_seeds: int = 1) -> dict:
     import jax
 
     from memlab.config import load_dataset
-    from memlab.diffusion.models import build_denoiser, init_params
+    from memlab.diffusion.models import build, init_params
     from memlab.diffusion.process import default_grid
     from memlab.diffusion.rng import TAG_TRAIN, key_data, seed_key
-    from memlab.diffusion.train import Trainer, stack
+    from memlab.diffusion.train import Trainer, chunk_length, stack
 
     ds = load_dataset(data_cfg)
-    den = build_denoiser(train_cfg.model, train_cfg.size, train_cfg.depth, train_cfg.predict, ds)
-    trainer = Trainer(den, train_cfg, ds.train_NxD, default_grid(), n_seeds)
-    params = [init_params(den, train_cfg.init, ds, s) for s in range(n_seeds)]
+    den = build(train_cfg.model, ds)
+    trainer = Trainer(den, train_cfg.optim, ds.train_NxD, default_grid(), n_seeds,
+                      chunk_length(train_cfg.optim.steps, train_cfg.eval.n_checkpoints))
+    params = [init_params(den, train_cfg.model.init, ds, s) for s in range(n_seeds)]
     state = stack([trainer.init_state(p, key_data(seed_key(s, TAG_TRAIN))) for s, p in enumerate(params)])
     out = {"trainer": trainer, "den": den, "params": params[0], "dataset": ds}
     out["state"] = jax.block_until_ready(trainer.advance(state, trainer.length))  # compile, leave the start
@@ -99,7 +99,7 @@ def xla_step_flops(prep: dict, train_cfg) -> float | None:
     # the chunk is a scan of `length` gated steps; XLA counts the loop body once
     flops = float(cost.get("flops", float("nan"))) if cost else None
     if flops:  # the loss is a scan over row blocks too: count every block
-        flops *= prep["den"].loss_blocks(prep["params"], ds.n_train * train_cfg.draws, ds.dim)
+        flops *= prep["den"].loss_blocks(prep["params"], ds.n_train * train_cfg.optim.draws, ds.dim)
     return flops
 
 
@@ -116,7 +116,7 @@ def time_training(data_cfg, train_cfg, steps: int, rounds: int = 1, matmul=None)
             peaks.append(matmul())
         per_round.append(prep["run"](steps))
     return {"rounds": per_round, "peaks": peaks, "param_count": param_count(prep["params"]),
-            "rows_per_step": prep["dataset"].n_train * train_cfg.draws,
+            "rows_per_step": prep["dataset"].n_train * train_cfg.optim.draws,
             "xla_flops_per_step": xla_step_flops(prep, train_cfg), "den": prep["den"], "params": prep["params"]}
 
 
@@ -124,7 +124,7 @@ def time_seed_modes(data_cfg, train_cfg, steps: int, n_seeds: int, rounds: int) 
     """Median seed-steps/s of 'sequential' and 'vmap', timed in alternating rounds (shared machine)."""
     import numpy as np
 
-    preps = {mode: prepare(data_cfg, dataclasses.replace(train_cfg, seeds=n_seeds, seed_mode=mode), n_seeds)
+    preps = {mode: prepare(data_cfg, train_cfg.replace(seeds=n_seeds, seed_mode=mode), n_seeds)
              for mode in ("sequential", "vmap")}
     per_round = {mode: [] for mode in preps}
     for _ in range(rounds):
@@ -150,20 +150,20 @@ def main() -> None:
     from memlab.io import write_json
 
     data = DataConfig(dim=50, components=12, n_train=200, n_test=200)
-    base = TrainConfig(model="mixture", size=160, draws=100, steps=10 * args.steps, n_checkpoints=10)
+    base = TrainConfig.from_flat(dict(model="mixture", size=160, draws=100, steps=10 * args.steps, n_checkpoints=10))
     matmul = dense_matmul()
     report = {"benchmark": "train", "backend": jax.default_backend(), "cpu_count": os.cpu_count(),
               "load_average_1min": os.getloadavg()[0], "machine": platform.processor() or platform.machine(),
               "setting": {"dim": 50, "components": 12, "n_train": 200, "draws": 100, "batch": "full"}}
     for name, cfg in [("mixture", base),
-                      ("mlp", dataclasses.replace(base, model="mlp", size=args.mlp_width, depth=2))]:
+                      ("mlp", base.replace(model="mlp", size=args.mlp_width, depth=2))]:
         r = time_training(data, cfg, args.steps, rounds=args.rounds, matmul=matmul)
         rows = r["rows_per_step"]
         flops = mixture_matmul_flops(rows, 160, 50) if name == "mixture" else mlp_matmul_flops(rows, r["den"], r["params"])
         mfu = [flops * sps / 1e9 / peak for sps, peak in zip(r["rounds"], r["peaks"])]
         i = int(np.argsort(mfu)[len(mfu) // 2])  # the median round
         achieved, peak = flops * r["rounds"][i] / 1e9, r["peaks"][i]
-        report[name] = {"size": cfg.size, "depth": cfg.depth, "param_count": r["param_count"],
+        report[name] = {"size": cfg.model.size, "depth": cfg.model.depth, "param_count": r["param_count"],
                         "steps_per_second": r["rounds"][i], "model_flops_per_step": flops,
                         "xla_flops_per_step": r["xla_flops_per_step"], "achieved_gflops": achieved,
                         "dense_matmul_gflops": peak, "mfu": mfu[i], "mfu_per_round": mfu}
@@ -175,7 +175,7 @@ def main() -> None:
 
     for model, size, draws in [("mixture", 40, 25), ("mixture", 80, 50), ("mixture", 160, 100), ("mlp", 16, 100),
                                ("mlp", 64, 100)]:
-        cfg = dataclasses.replace(base, model=model, size=size, depth=2, draws=draws)
+        cfg = base.replace(model=model, size=size, depth=2, draws=draws)
         modes = time_seed_modes(data, cfg, args.steps, args.seeds, args.rounds)
         report["seed_modes"].append({"model": model, "size": size, "draws": draws, "seeds": args.seeds,
                                      "seed_steps_per_second": modes, "faster": max(modes, key=modes.get),

@@ -164,11 +164,13 @@ class RunDir:
     def same_config(self, config: dict) -> bool:
         return self.config_file.is_file() and _text(self.saved_config()) == _text(config)
 
-    def require_config(self, config: dict) -> None:
-        """Refuse to continue this run with another config, naming the fields that differ."""
-        if self.same_config(config):
+    def require_config(self, config: dict, saved: dict | None = None) -> None:
+        """Refuse to continue this run with another config, naming the fields that differ. saved: the
+        saved config as its kind reads it today (a layout that has changed since it was written)."""
+        saved = self.saved_config() if saved is None else saved
+        if _text(saved) == _text(config):
             return
-        saved, new = self.saved_config(), normalize_json(config)
+        new = normalize_json(config)
         diff = sorted(f"{sec}.{k}" for sec in set(saved) | set(new)
                       for k in set(_table(saved.get(sec))) | set(_table(new.get(sec)))
                       if _text(_table(saved.get(sec)).get(k)) != _text(_table(new.get(sec)).get(k)))

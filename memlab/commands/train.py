@@ -1,5 +1,6 @@
-"""`memlab train`: train a mixture estimator or an MLP denoiser on synthetic data, sample it, and measure
-memorization. Argument definitions only here; JAX is imported inside `run`."""
+"""`memlab train`: train a denoiser of any registered family (mixture estimator, MLP, U-Net, DiT) on
+synthetic data, sample it, and measure memorization. Argument definitions only here; JAX is imported inside
+`run`."""
 
 from __future__ import annotations
 
@@ -8,16 +9,17 @@ import sys
 from pathlib import Path
 
 from memlab.config import DATA_SECTION
-from memlab.diffusion.train_config import TrainConfig
+from memlab.diffusion.train_config import SECTIONS as TRAIN_SECTIONS
+from memlab.diffusion.train_config import TrainConfig, sections
 from memlab.errors import UsageError
-from memlab.options import Section, add_config_flag, add_section, load_config_file, resolve
+from memlab.options import add_config_flag, add_section, load_config_file, resolve
 
-SECTIONS = [DATA_SECTION, Section("train", TrainConfig, title="model and training")]
+SECTIONS = [DATA_SECTION, *TRAIN_SECTIONS]
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a denoiser, sample it, measure memorization",
-                              description="Train a mixture estimator or a time-conditioned MLP on synthetic data; "
+                              description="Train a denoiser (mixture estimator, MLP, U-Net or DiT) on synthetic data; "
                                           "write config.json, metrics.json, orbax checkpoints and samples.npy. "
                                           "Losses are in x0 units.")
     add_config_flag(p, [s.name for s in SECTIONS])
@@ -33,19 +35,21 @@ def register(subparsers) -> None:
 
 
 def configs_from_args(args: argparse.Namespace):
-    """-> (DataConfig, TrainConfig, RunDir or None, mode): everything checked, nothing written."""
+    """-> (DataConfig, TrainConfig, RunDir or None, mode): everything checked, nothing written. TOML files
+    and saved configs with a flat [train] table (the layout before the model/optim/eval split) are read."""
+    from memlab.diffusion.run import saved_run_config
     from memlab.rundir import RunDir
 
     if args.resume and args.out is None:
         raise UsageError("--resume needs --out DIR (the run to continue)")
-    toml = load_config_file(args)
+    toml = sections(load_config_file(args), str(getattr(args, "config", None)))
     rd, mode, saved = None, "none", None
     if args.out is not None:
         rd, mode = RunDir.open(args.out, "train", resume=args.resume)
         if mode != "fresh":
-            saved = rd.saved_config()
+            saved = saved_run_config(rd)
     cfg = resolve(args, SECTIONS, toml=toml, saved=saved, saved_where=str(rd.config_file) if rd else "")
-    return cfg["data"], cfg["train"], rd, mode
+    return cfg["data"], TrainConfig(cfg["model"], cfg["optim"], cfg["eval"]), rd, mode
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,7 +1,8 @@
 """train_and_evaluate: train one configuration on several seeds, evaluate it at log-spaced checkpoints,
 sample, measure memorization, and (with out_dir) write a resumable run directory:
 
-  config.json     {"kind": "train", "data": DataConfig, "train": TrainConfig}  (memlab.rundir)
+  config.json     {"kind": "train", "data": DataConfig, "model", "optim", "eval": TrainConfig's parts}
+                  (memlab.rundir; a run from before the split has one flat "train" table, still read)
   state/progress.json   checkpoint entries so far (what --resume continues from)
   ckpt/           orbax checkpoints of the stacked training state (all seeds)
   metrics.json    the returned dict
@@ -17,17 +18,32 @@ from pathlib import Path
 
 import numpy as np
 
-from memlab.config import DataConfig, load_dataset, to_dict
-from memlab.diffusion.train_config import TRAIN_DEFAULTS, TrainConfig  # noqa: F401  (re-exported API)
+from memlab.config import DataConfig, from_dict, load_dataset, to_dict
+from memlab.diffusion import networks
+from memlab.diffusion.model_config import ModelConfig  # noqa: F401  (re-exported API)
+from memlab.diffusion.train_config import TRAIN_DEFAULTS, EvalConfig, OptimConfig, TrainConfig  # noqa: F401
 from memlab.errors import UsageError
 from memlab.io import normalize_json, read_json, save_npy, write_json
 
-__all__ = ["TrainConfig", "TRAIN_DEFAULTS", "train_and_evaluate", "run_config"]
+__all__ = ["TrainConfig", "ModelConfig", "OptimConfig", "EvalConfig", "TRAIN_DEFAULTS", "train_and_evaluate",
+           "run_config", "saved_run_config"]
 
 
 def run_config(data_cfg: DataConfig, train_cfg: TrainConfig) -> dict:
     """The resolved config as written to config.json (JSON-normalised: tuples become lists)."""
-    return normalize_json({"data": to_dict(data_cfg), "train": to_dict(train_cfg)})
+    return normalize_json({"data": to_dict(data_cfg), **train_cfg.tables()})
+
+
+def saved_run_config(rd) -> dict:
+    """A train run's config.json (without its kind) in the current layout. A config from before the split
+    (a flat "train" table) is rebuilt, so fields added since take their defaults and it compares equal to
+    the config that the same settings give today."""
+    saved = rd.saved_config()
+    if "train" not in saved:
+        return saved
+    where = rd.config_file
+    data = from_dict(DataConfig, saved.get("data", {}), f"{where} [data]", qualify=True)
+    return run_config(data, TrainConfig.from_flat(saved["train"], f"{where} [train]", qualify=True))
 
 
 def _open_out(out_dir: Path | None, config: dict, resume: bool):
@@ -39,7 +55,7 @@ def _open_out(out_dir: Path | None, config: dict, resume: bool):
         return None, "none"
     rd, mode = RunDir.open(out_dir, "train", resume=resume)
     if mode != "fresh":
-        rd.require_config(config)
+        rd.require_config(config, saved=saved_run_config(rd))
     return rd, mode
 
 
@@ -53,8 +69,10 @@ def train_and_evaluate(data_cfg: DataConfig, train_cfg: TrainConfig, out_dir: Pa
     dataset = load_dataset(data_cfg)
     if dataset.n_train < 2:
         raise UsageError(f"n_train must be >= 2 (memorization compares nearest and second-nearest), got {dataset.n_train}")
-    if train_cfg.batch is not None and train_cfg.batch > dataset.n_train:
-        raise UsageError(f"batch must be <= n_train ({dataset.n_train}) or None (full batch), got {train_cfg.batch}")
+    batch = train_cfg.optim.batch
+    if batch is not None and batch > dataset.n_train:
+        raise UsageError(f"batch must be <= n_train ({dataset.n_train}) or None (full batch), got {batch}")
+    networks.spec(train_cfg.model.family).check_data(train_cfg.model, tuple(dataset.shape))
     return _Run(dataset, train_cfg, config, rd, progress).go(mode)
 
 
@@ -63,18 +81,20 @@ class _Run:
         # framework imports stay inside: `memlab --help` imports this module's CLI, not JAX
         from memlab.diffusion.evaluate import Evaluator
         from memlab.diffusion.rng import TAG_TRAIN, key_data, seed_key
-        from memlab.diffusion.models import build_denoiser, init_params, param_count
+        from memlab.diffusion.models import build, init_params, param_count
         from memlab.diffusion.process import default_grid
-        from memlab.diffusion.train import Trainer, stack
+        from memlab.diffusion.train import Trainer, chunk_length, stack
 
         self.dataset, self.cfg, self.config, self.rd, self.progress = dataset, cfg, config, rd, progress
         self.out = None if rd is None else rd.path
-        self.seeds = cfg.seed_list(int(config["data"]["seed"]))
-        self.grid_T = default_grid(cfg.grid_points)
-        self.den = build_denoiser(cfg.model, cfg.size, cfg.depth, cfg.predict, dataset)
-        self.trainer = Trainer(self.den, cfg, dataset.train_NxD, self.grid_T, len(self.seeds))
-        self.evaluator = Evaluator(self.den, dataset, cfg, self.grid_T)
-        inits = [init_params(self.den, cfg.init, dataset, s) for s in self.seeds]
+        self.seeds = cfg.optim.seed_list(int(config["data"]["seed"]))
+        self.grid_T = default_grid(cfg.optim.grid_points)
+        self.family = networks.load(cfg.model.family)
+        self.den = build(cfg.model, dataset)
+        self.trainer = Trainer(self.den, cfg.optim, dataset.train_NxD, self.grid_T, len(self.seeds),
+                               chunk_length(cfg.optim.steps, cfg.eval.n_checkpoints))
+        self.evaluator = Evaluator(self.den, dataset, cfg.eval, self.grid_T)
+        inits = [init_params(self.den, cfg.model.init, dataset, s) for s in self.seeds]
         self.param_count = param_count(inits[0])
         self.state = stack([self.trainer.init_state(p, key_data(seed_key(s, TAG_TRAIN))) for p, s in zip(inits, self.seeds)])
         self.history = {"per_seed": [[] for _ in self.seeds], "aggregate": []}
@@ -114,12 +134,12 @@ class _Run:
             self._restore()
         from memlab.diffusion.train import checkpoint_steps
 
-        n_seeds, steps = len(self.seeds), self.cfg.steps
+        n_seeds, steps = len(self.seeds), self.cfg.optim.steps
         done = {e["step"] for e in self.history["aggregate"]}
         t0 = time.perf_counter()
         with tqdm(total=steps * n_seeds, initial=self._step() * n_seeds, disable=not self.progress,
                   file=sys.stderr, desc="train", unit="step") as bar:
-            for target in checkpoint_steps(steps, self.cfg.n_checkpoints):
+            for target in checkpoint_steps(steps, self.cfg.eval.n_checkpoints):
                 if target in done:
                     continue
                 self.state = self.trainer.advance(self.state, target - self._step(), bar.update)
@@ -163,7 +183,7 @@ class _Run:
             objective = float(np.asarray(self.state["loss"])[i])  # last training-step loss; none before step 1
             entry["objective"] = objective if np.isfinite(objective) else None
             self.history["per_seed"][i].append(entry)
-        agg = aggregate_entries(entries, flags, self.cfg.n_boot, self.seeds[0])
+        agg = aggregate_entries(entries, flags, self.cfg.eval.n_boot, self.seeds[0])
         self.history["aggregate"].append({**agg, "step": step})
         if self.out is not None:  # progress first: an entry past the last orbax step is simply recomputed
             write_json(self._progress_file, self.history)
@@ -172,7 +192,6 @@ class _Run:
     # -- final metrics --------------------------------------------------------------------------
     def _final(self) -> dict:
         from memlab.metrics.memorization import pooled_ratio
-        from memlab.metrics.mixture import mixture_diagnostics
 
         ok = np.asarray(self.state["ok"])
         diverged_at = np.asarray(self.state["diverged_at"])
@@ -187,22 +206,23 @@ class _Run:
             entry, samples, f, nearest = self.evaluator(params, s, self._step())
             rec.update(memorization_ratio=entry["memorization_ratio"], interval=entry["interval"],
                        per_t=self.evaluator.per_t(entry), nearest_index=nearest.tolist())
-            if self.cfg.model == "mixture":
-                numpy_params = {k: np.asarray(v) for k, v in params.items()}
-                rec["mixture"] = mixture_diagnostics(numpy_params, self.dataset.train_NxD, self.dataset.truth)
+            rec.update(self.family.diagnostics(params, self.dataset))
             per_seed.append(rec)
             per_t_rows.append(rec["per_t"])
             if entry["memorization_ratio"] is not None:
                 flags.append(f)
                 self.samples.append(samples)
         status = "ok" if ok.all() else "diverged"
+        model = self.cfg.model
+        m_eff = networks.spec(model.family).effective_size(model.size, self.param_count, self.dataset.dim)
         out = {"status": status, "memorization_ratio": None, "interval": None, "per_t": [],
-               "checkpoints": self.history["aggregate"], "param_count": self.param_count,
-               "seeds": list(self.seeds), "n_seeds_ok": int(ok.sum()), "model": self.cfg.model,
-               "size": self.cfg.size, "steps": self.cfg.steps, "n_train": self.dataset.n_train,
+               "checkpoints": self.history["aggregate"], "param_count": self.param_count, "effective_size": m_eff,
+               "seeds": list(self.seeds), "n_seeds_ok": int(ok.sum()), "model": model.family,
+               "size": model.size, "steps": self.cfg.optim.steps, "n_train": self.dataset.n_train,
                "dim": self.dataset.dim, "per_seed": per_seed}
         if flags:
-            out["memorization_ratio"], out["interval"] = pooled_ratio(np.stack(flags), self.cfg.n_boot, self.seeds[0])
+            out["memorization_ratio"], out["interval"] = pooled_ratio(np.stack(flags), self.cfg.eval.n_boot,
+                                                                      self.seeds[0])
         if per_t_rows:  # mean over the seeds that finished
             out["per_t"] = [{k: float(np.mean([rows[j][k] for rows in per_t_rows])) for k in per_t_rows[0][j]}
                             for j in range(len(per_t_rows[0]))]

@@ -40,15 +40,16 @@ def lr_schedule(lr: float, steps: int, warmup_frac: float, final_lr: float):
     return optax.join_schedules([optax.linear_schedule(0.0, lr, warm), decay], [warm])
 
 
-def make_optimizer(cfg) -> optax.GradientTransformation:
-    sched = lr_schedule(cfg.lr, cfg.steps, cfg.warmup_frac, cfg.final_lr)
-    return optax.chain(optax.clip_by_global_norm(cfg.clip), optax.adam(sched))
+def make_optimizer(optim) -> optax.GradientTransformation:
+    """Adam on the schedule of an OptimConfig (lr resolved), after global-norm clipping."""
+    sched = lr_schedule(optim.lr, optim.steps, optim.warmup_frac, optim.final_lr)
+    return optax.chain(optax.clip_by_global_norm(optim.clip), optax.adam(sched))
 
 
 def resolve_seed_mode(mode: str, n_seeds: int = 1, rows: int = 0, width: int = 0, backend: str | None = None) -> str:
     """'auto': vmap when there are several seeds and their stacked activations (about 4 arrays of rows x
-    width floats per seed) fit the backend's limit (VMAP_BYTES, or CPU_VMAP_BYTES on CPU), else
-    sequential."""
+    width floats per seed; width: the denoiser's `activation_width`) fit the backend's limit (VMAP_BYTES,
+    or CPU_VMAP_BYTES on CPU), else sequential."""
     if mode != "auto":
         return mode
     if n_seeds <= 1:
@@ -83,15 +84,16 @@ def _select(ok, new, old):
 class Trainer:
     """Owns the optimizer, the objective and the compiled chunk for one configuration."""
 
-    def __init__(self, den, cfg, train_NxD, grid_T, n_seeds: int = 1):
-        self.den, self.cfg = den, cfg
-        self.tx = make_optimizer(cfg)
-        self.noise, self.objective = training_objective(den.weighted_sq_error, cfg.weighting, grid_T, cfg.draws, cfg.batch,
-                                                        *np.shape(train_NxD))
+    def __init__(self, den, optim, train_NxD, grid_T, n_seeds: int = 1, length: int = MAX_CHUNK):
+        """optim: an OptimConfig with its lr resolved; length: steps per compiled chunk (`chunk_length`)."""
+        self.den, self.optim = den, optim
+        self.tx = make_optimizer(optim)
+        self.noise, self.objective = training_objective(den.weighted_sq_error, optim.weighting, grid_T, optim.draws,
+                                                        optim.batch, *np.shape(train_NxD))
         self.train_NxD = jnp.asarray(train_NxD, jnp.float32)
-        self.length = chunk_length(cfg.steps, cfg.n_checkpoints)
-        n, d = np.shape(train_NxD)
-        self.mode = resolve_seed_mode(cfg.seed_mode, n_seeds, (cfg.batch or n) * cfg.draws, cfg.size + d)
+        self.length = int(length)
+        n = np.shape(train_NxD)[0]
+        self.mode = resolve_seed_mode(optim.seed_mode, n_seeds, (optim.batch or n) * optim.draws, den.activation_width)
         self._chunk = jax.jit(self._chunk_fn())
 
     def init_state(self, params, key) -> dict:

@@ -14,23 +14,25 @@ from pathlib import Path
 from typing import Any, Callable
 
 from memlab.config import DataConfig, from_dict, load_dataset
+from memlab.diffusion import networks
 from memlab.sweep.spec import Cell
 
 CellFn = Callable[..., dict]  # (data_cfg, train_fields, out_dir, resume) -> train_and_evaluate's result
 
 
 def resolve_train(fields: dict[str, Any]) -> dict[str, Any]:
-    """Validate TrainConfig fields and fill in the defaults (the resolved config hashed into cell ids)."""
+    """Validate TrainConfig fields (flat layout) and fill in the defaults: the resolved config hashed into
+    cell ids, in the layout from before TrainConfig's split, so that ids stay what they were."""
     from memlab.diffusion.run import TrainConfig
 
-    return dataclasses.asdict(from_dict(TrainConfig, fields, "sweep spec [train]", qualify=True))
+    return TrainConfig.from_flat(fields, "sweep spec [train]", qualify=True).flat()
 
 
 def train_cell(data_cfg: DataConfig, train_fields: dict[str, Any], out_dir: Path | None, resume: bool) -> dict:
     """The real cell function: `memlab train` (memlab.diffusion.run.train_and_evaluate)."""
     from memlab.diffusion.run import TrainConfig, train_and_evaluate
 
-    cfg = from_dict(TrainConfig, train_fields, "[train]")
+    cfg = TrainConfig.from_flat(train_fields, "[train]")
     return train_and_evaluate(data_cfg, cfg, out_dir=out_dir, resume=resume, progress=False)
 
 
@@ -111,13 +113,15 @@ def failed_row(cell: Cell, seed: int, error: str) -> dict[str, Any]:
 
 
 def result_rows(cell: Cell, result: dict, dim: int) -> list[dict[str, Any]]:
-    """One row per seed. M (m_eff) is the number of means for the mixture estimator and parameter count / d
-    for a neural denoiser, so that M/N is comparable with the crossover's M*/N."""
+    """One row per seed. M (m_eff) is the family's size on the crossover's axis (networks.FamilySpec:
+    the number of components for a mixture, parameter count / d for a neural denoiser), so that M/N is
+    comparable with the crossover's M*/N."""
     per_seed = result.get("per_seed") or [dict(result, seed=0)]
+    family = networks.spec(cell.train.get("model", "mixture"))
     rows = []
     for s in per_seed:
         params = s.get("param_count", result.get("param_count"))
-        m_eff = float(cell.size) if cell.train.get("model") == "mixture" else float(params) / dim
+        m_eff = family.effective_size(cell.size, params, dim)
         lo, hi = s.get("interval") or [None, None]  # a diverged seed has no ratio and no interval
         row = _base(cell)
         status = str(s.get("status", result.get("status", "ok")))

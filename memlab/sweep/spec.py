@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from memlab.config import DataConfig, from_dict, load_toml
+from memlab.diffusion import networks
 from memlab.errors import UsageError, check_choice, check_int
 from memlab.options import option
 
-MODELS = ("mixture", "mlp")
+MODELS = networks.NAMES
 UNITS = ("fraction", "absolute")
 SECTIONS = ("name", "data", "model", "seeds", "train", "sampling", "refine", "predict")
 DATA_AXES = ("dim", "components", "n_train", "variance", "seed")  # may be lists (grid axes)
@@ -26,7 +27,8 @@ RESERVED_TRAIN = ("model", "size", "depth", "seeds")  # set by the sweep, not by
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """A validated sweep. `sizes` are M/N fractions (unit fraction) or absolute M / MLP widths."""
+    """A validated sweep. `sizes` are M/N fractions (unit fraction, mixtures) or absolute sizes (M, or a
+    network's width or base channels)."""
 
     name: str
     data: tuple[DataConfig, ...]
@@ -137,11 +139,12 @@ def parse_spec(raw: dict[str, Any]) -> SweepSpec:
         raise UsageError(f"unknown key {bad[0]!r} in [model]; allowed: {', '.join(allowed)}")
     kind = model.get("kind", "mixture")
     check_choice("model.kind", kind, MODELS)
-    unit = model.get("unit", "fraction" if kind == "mixture" else "absolute")
+    family = networks.spec(kind)
+    unit = model.get("unit", "fraction" if family.m_is_size else "absolute")
     check_choice("model.unit", unit, UNITS)
-    if kind == "mlp" and unit == "fraction":
-        raise UsageError("model.unit must be 'absolute' for kind = 'mlp' (sizes are widths; M/N is measured "
-                         "as parameter count / d / N)")
+    if not family.m_is_size and unit == "fraction":
+        raise UsageError(f"model.unit must be 'absolute' for kind = {kind!r} (sizes are its {family.size}; M/N is "
+                         "measured as parameter count / d / N)")
     if "sizes" not in model:
         raise UsageError("model.sizes is required: a list of M/N fractions (unit fraction) or absolute sizes")
     sizes = _as_list("model.sizes", model["sizes"], float if unit == "fraction" else int)
@@ -152,9 +155,14 @@ def parse_spec(raw: dict[str, Any]) -> SweepSpec:
             raise UsageError(f"model.sizes must be >= 1 for unit absolute, got {s}")
     depth = model.get("depth")
     if depth is not None:
-        if kind != "mlp":
-            raise UsageError("model.depth applies to kind = 'mlp' only")
+        if family.depth == "unused":
+            raise UsageError(f"model.depth does not apply to kind = {kind!r}")
         _int("model.depth", depth, 1)
+    if family.images:
+        flat = [c for c in data if c.dataset != "templates"]
+        if flat:
+            raise UsageError(f"model.kind = {kind!r} needs image-shaped data: [data] dataset = 'templates', "
+                             f"got {flat[0].dataset!r}")
 
     seeds_t = _table(raw, "seeds")
     bad = sorted(set(seeds_t) - {"count"})
@@ -187,7 +195,7 @@ def load_spec(path: str | Path) -> SweepSpec:
 
 
 def absolute_sizes(spec: SweepSpec, cfg: DataConfig) -> list[int]:
-    """The coarse sizes of one data configuration: M (mixture) or width (mlp), sorted, deduplicated."""
+    """The coarse sizes of one data configuration (the family's size knob), sorted, deduplicated."""
     if spec.unit == "fraction":
         return sorted({max(1, round(f * cfg.n_train)) for f in spec.sizes})
     return sorted({int(s) for s in spec.sizes})

@@ -23,15 +23,17 @@ seed = 0                         # data draw
 # width = 15
 
 [model]
-kind = "mixture"                 # mixture (size = M means) | mlp (size = width; M := parameter count / d)
-unit = "fraction"                # fraction: sizes are M/N (mixture only) | absolute: M or MLP width
+kind = "mixture"                 # mixture (size = M means) | mlp, dit (size = width) | unet (size = base
+                                 # channels); for networks M := parameter count / d
+unit = "fraction"                # fraction: sizes are M/N (mixture only) | absolute: M, width or channels
 sizes = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
-# depth = 3                      # mlp only: residual blocks
+# depth = 3                      # mlp: residual blocks | unet: levels | dit: blocks
 
 [seeds]
 count = 3                        # training seeds per cell (one table row per cell and seed)
 
-# Any field of memlab.diffusion.run.TrainConfig except model, size, depth and seeds.
+# Any field of memlab.diffusion.run.TrainConfig (flat layout) except model, size, depth and seeds
+# (unet and dit need dataset = "templates"; dit also reads patch and heads).
 [train]
 steps = 4000
 lr = 1e-2

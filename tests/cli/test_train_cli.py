@@ -24,7 +24,7 @@ SMALL = ["--dim", "10", "--components", "2", "--n-train", "50", "--n-test", "200
 
 @pytest.mark.parametrize("argv,needle", [
     (["--steps", "-1"], "steps"),
-    (["--model", "unet"], "--model"),
+    (["--model", "cnn"], "--model"),
     (["--size", "0"], "size"),
     (["--lr", "-0.1"], "--lr"),
     (["--warmup-frac", "1.5"], "--warmup-frac"),
@@ -69,7 +69,7 @@ def test_small_run_writes_its_directory_and_json(tmp_path, capsys):
     assert "memorization ratio" in captured.err  # the human table goes to stderr
     assert json.loads((out / "metrics.json").read_text())["per_t"] == metrics["per_t"]
     config = json.loads((out / "config.json").read_text())
-    assert config["train"]["size"] == 2 and config["data"]["n_train"] == 50
+    assert config["model"]["size"] == 2 and config["optim"]["steps"] == 600 and config["data"]["n_train"] == 50
     assert np.load(out / "samples.npy", allow_pickle=False).shape == (1, 128, 10)
     assert (out / "ckpt").is_dir() and (out / "curve.png").is_file()
     # --resume on a finished run returns its numbers; a changed option is refused
@@ -87,7 +87,7 @@ def test_config_file_sets_fields_and_options_override(tmp_path):
     cfg.write_text('[train]\nsize = 3\nsteps = 50\nseeds = [4, 5]\nweighting = "x0-uniform"\n')
     args = build_parser().parse_args(["train", "--config", str(cfg), "--steps", "70", "--batch", "full"])
     _, tc, _, _ = configs_from_args(args)
-    assert (tc.size, tc.steps, tc.seeds, tc.weighting, tc.batch) == (3, 70, (4, 5), "x0-uniform", None)
+    assert (tc.model.size, tc.optim.steps, tc.optim.seeds, tc.optim.weighting, tc.optim.batch) == (3, 70, (4, 5), "x0-uniform", None)
 
 
 def test_command_definition_imports_no_framework():

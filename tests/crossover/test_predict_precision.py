@@ -52,7 +52,7 @@ def test_float32_prediction_inside_a_float64_process_stays_float32(probe):
 
 def test_training_after_an_x64_prediction_trains_in_float32(tmp_path):
     predict(DATA, CrossoverConfig(**TINY, x64=True))
-    cfg = TrainConfig(model="mixture", size=4, steps=20, n_checkpoints=3, samples=16, draws=4, n_boot=20)
+    cfg = TrainConfig.from_flat(dict(model="mixture", size=4, steps=20, n_checkpoints=3, samples=16, draws=4, n_boot=20))
     metrics = train_and_evaluate(DATA, cfg, out_dir=tmp_path / "run", progress=False)
     assert metrics["status"] == "ok"
     assert load_npy(tmp_path / "run" / "samples.npy").dtype == np.float32  # the trained model's own dtype

@@ -1,7 +1,6 @@
 """Trained toy mixture estimators landing where theory says, resume, determinism, divergence.
 One small dataset and few shapes, so compiled programs are shared (see conftest's compilation cache)."""
 
-import dataclasses
 import math
 
 import numpy as np
@@ -16,7 +15,8 @@ from memlab.errors import UsageError
 from memlab.io import load_npy, read_json
 
 DATA = DataConfig(dim=10, components=2, n_train=50, n_test=200, seed=0)
-BASE = TrainConfig(model="mixture", size=2, steps=600, lr=1e-2, draws=8, samples=128, n_checkpoints=5, n_boot=200)
+BASE = TrainConfig.from_flat(dict(model="mixture", size=2, steps=600, lr=1e-2, draws=8, samples=128, n_checkpoints=5,
+                                   n_boot=200))
 
 
 def _strip(m):
@@ -30,7 +30,7 @@ def generalizer():
 
 
 def test_mixture_with_m_equal_n_stays_a_memorizer():
-    m = train_and_evaluate(DATA, dataclasses.replace(BASE, size=50), progress=False)
+    m = train_and_evaluate(DATA, BASE.replace(size=50), progress=False)
     assert m["status"] == "ok" and m["memorization_ratio"] >= 0.9
     diag = m["per_seed"][0]["mixture"]
     assert diag["near_training_point"] >= 45 and diag["learned_variance"] < 1e-2
@@ -59,7 +59,7 @@ def test_small_mixture_becomes_a_generalizer(generalizer):
 def test_same_seed_gives_identical_metrics(generalizer):
     again = train_and_evaluate(DATA, BASE, progress=False)
     assert _strip(again) == _strip(generalizer)
-    other = train_and_evaluate(DATA, dataclasses.replace(BASE, seeds=(7,)), progress=False)
+    other = train_and_evaluate(DATA, BASE.replace(seeds=(7,)), progress=False)
     assert other["per_t"] != generalizer["per_t"]
 
 
@@ -93,14 +93,14 @@ def test_interrupt_and_resume_equals_uninterrupted(tmp_path, monkeypatch, genera
     assert (out / "curve.png").stat().st_size > 1000 and (out / "per_t.png").exists()
     # a finished run resumes to the same numbers without training again
     assert _strip(train_and_evaluate(DATA, BASE, out, resume=True, progress=False)) == _strip(generalizer)
-    with pytest.raises(UsageError, match="different config.*train.steps"):
-        train_and_evaluate(DATA, dataclasses.replace(BASE, steps=601), out, resume=True, progress=False)
+    with pytest.raises(UsageError, match="different config.*optim.steps"):
+        train_and_evaluate(DATA, BASE.replace(steps=601), out, resume=True, progress=False)
 
 
 def test_overflowing_learning_rate_ends_diverged(tmp_path):
     # a NaN learning rate is refused by TrainConfig; an lr near float32's largest value overflows the means
     out = tmp_path / "huge"
-    m = train_and_evaluate(DATA, dataclasses.replace(BASE, lr=3e38, warmup_frac=0.0), out, progress=False)
+    m = train_and_evaluate(DATA, BASE.replace(lr=3e38, warmup_frac=0.0), out, progress=False)
     assert m["status"] == "diverged" and m["memorization_ratio"] is None and m["interval"] is None
     seed = m["per_seed"][0]
     assert seed["status"] == "diverged" and 0 <= seed["diverged_at_step"] <= 2
@@ -123,7 +123,7 @@ def test_checkpoint_steps_log_spaced():
 
 
 @pytest.mark.parametrize("field,value,match", [
-    ("model", "unet", "model"), ("size", 0, "size"), ("steps", -5, "steps"), ("lr", -1.0, "lr"),
+    ("model", "cnn", "model"), ("size", 0, "size"), ("steps", -5, "steps"), ("lr", -1.0, "lr"),
     ("lr", math.inf, "lr"), ("lr", math.nan, "lr"), ("clip", math.nan, "clip"), ("final_lr", math.inf, "final_lr"),
     ("threshold", math.nan, "threshold"), ("warmup_frac", 1.0, "warmup_frac"), ("draws", 0, "draws"), ("batch", 0, "batch"),
     ("weighting", "snr", "weighting"), ("predict", "v", "predict"), ("init", "zeros", "init"),
@@ -132,17 +132,18 @@ def test_checkpoint_steps_log_spaced():
 ])
 def test_train_config_rejects_bad_values(field, value, match):
     with pytest.raises(UsageError, match=match):
-        TrainConfig(**{field: value})
+        TrainConfig.from_flat({field: value})
 
 
 def test_train_defaults_round_trip():
     from memlab.config import from_dict
 
-    assert from_dict(TrainConfig, dict(TRAIN_DEFAULTS)) == TrainConfig()
-    assert from_dict(TrainConfig, {"seeds": [3, 4]}).seed_list(0) == (3, 4)
-    assert TrainConfig(seeds=3).seed_list(10) == (10, 11, 12)
+    assert TrainConfig.from_flat(dict(TRAIN_DEFAULTS)) == TrainConfig()
+    assert from_dict(TrainConfig, TrainConfig().tables()) == TrainConfig()  # the config.json layout
+    assert TrainConfig.from_flat({"seeds": [3, 4]}).optim.seed_list(0) == (3, 4)
+    assert TrainConfig.from_flat({"seeds": 3}).optim.seed_list(10) == (10, 11, 12)
     with pytest.raises(UsageError, match="batch must be <= n_train"):
-        train_and_evaluate(DATA, dataclasses.replace(BASE, batch=51), progress=False)
+        train_and_evaluate(DATA, BASE.replace(batch=51), progress=False)
 
 
 

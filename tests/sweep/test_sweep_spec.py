@@ -46,12 +46,14 @@ def test_data_grid_is_the_cartesian_product_and_sizes_scale_with_n(tmp_path):
     ({"data": {"dim": 5, "components": 30, "n_train": 20}}, "components must be <= n_train"),
     ({"data": {"dim": []}}, "data.dim must not be an empty list"),
     ({"data": {"dim": 2.5}}, "data.dim must be an integer"),
-    ({"model": {"kind": "unet", "sizes": [1]}}, "unknown model.kind 'unet'; allowed: mixture, mlp"),
+    ({"model": {"kind": "cnn", "sizes": [1]}}, "unknown model.kind 'cnn'; allowed: mixture, mlp, unet, dit"),
     ({"model": {"kind": "mlp", "unit": "fraction", "sizes": [0.5]}}, "model.unit must be 'absolute'"),
+    ({"model": {"kind": "unet", "unit": "fraction", "sizes": [0.5]}}, "model.unit must be 'absolute' for kind = 'unet'"),
+    ({"model": {"kind": "unet", "sizes": [4]}}, "model.kind = 'unet' needs image-shaped data"),
     ({"model": {"sizes": [0.0, 0.5]}}, "model.sizes must be fractions of N in (0, 4]"),
     ({"model": {"unit": "absolute", "sizes": [0.5]}}, "model.sizes must be an integer"),
     ({"model": {"kind": "mixture"}}, "model.sizes is required"),
-    ({"model": {"sizes": [0.5], "depth": 2}}, "model.depth applies to kind = 'mlp' only"),
+    ({"model": {"sizes": [0.5], "depth": 2}}, "model.depth does not apply to kind = 'mixture'"),
     ({"seeds": {"count": 0}}, "seeds.count must be an integer >= 1"),
     ({"train": {"size": 3}}, "[train] key 'size' is set by the sweep"),
     ({"train": {"samples": 3}, "sampling": {"samples": 4}}, "key 'samples' is in both [train] and [sampling]"),
@@ -100,3 +102,35 @@ def test_prediction_config_follows_the_training_objective():
         resolve_predict({}, dict(train, weighting="made-up"), data)
     with pytest.raises(UsageError, match="--grid must be <= --n-train"):
         resolve_predict({"grid": 21}, train, data)
+
+
+def test_cell_ids_and_rows_of_the_real_resolver_are_those_from_before_the_train_config_split():
+    """Cells hash the flat TrainConfig layout: a sweep started before the model/optim/eval split continues
+    its cells instead of re-training them (ids computed with the code before the split)."""
+    from memlab.sweep.cells import resolve_train as real_resolve, result_rows
+    from memlab.sweep.runner import plan
+
+    data = {"dim": 6, "components": 2, "n_train": 20}
+    mix = parse_spec({"name": "x", "data": data, "model": {"kind": "mixture", "sizes": [0.5]}, "train": {"steps": 30}})
+    mlp = parse_spec({"name": "x", "data": data, "model": {"kind": "mlp", "unit": "absolute", "sizes": [8], "depth": 1},
+                      "train": {"steps": 30, "weighting": "x0-uniform"}})
+    assert [c.cell_id for c in plan(mix, real_resolve)] == ["06504ae885ce"]
+    (cell,) = plan(mlp, real_resolve)
+    assert cell.cell_id == "a6170ec0953c" and "patch" not in cell.train and cell.train["lr"] == 1e-3
+    # the M axis comes from the family: M itself for the mixture, parameter count / d for a network
+    result = {"dim": 6, "param_count": 1200, "per_seed": [{"seed": 0, "status": "ok", "memorization_ratio": 0.5}]}
+    assert result_rows(cell, result, 6)[0]["m_eff"] == 200.0
+    assert result_rows(plan(mix, real_resolve)[0], result, 6)[0]["m_eff"] == 10.0
+
+
+def test_image_families_take_their_options_from_train():
+    from memlab.sweep.cells import resolve_train as real_resolve
+    from memlab.sweep.runner import plan
+
+    raw = {"name": "x", "data": {"dataset": "templates", "components": 2, "n_train": 20},
+           "model": {"kind": "dit", "sizes": [8], "depth": 1}, "train": {"heads": 2}}
+    (cell,) = plan(parse_spec(raw), real_resolve)
+    assert (cell.train["model"], cell.train["patch"], cell.train["heads"], cell.train["depth"]) == ("dit", 3, 2, 1)
+    raw["train"] = {"heads": 3}
+    with pytest.raises(UsageError, match=r"sweep spec \[train\]: heads must divide size \(8\), got 3"):
+        plan(parse_spec(raw), real_resolve)
