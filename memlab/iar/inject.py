@@ -36,7 +36,7 @@ def all_units(model: IARModel) -> pd.DataFrame:
 
 
 def draw_injection(model: IARModel, n_heldout: int, n_images: int, fraction: float, seed: int
-           ) -> tuple[np.ndarray, pd.DataFrame]:
+                   ) -> tuple[np.ndarray, pd.DataFrame]:
     """(rows of the held-out split to inject, the units whose outgoing weights may change: a uniform draw of
     max(1, round(fraction * N)) of all N units). A seed gives the same images at every fraction, and the units
     of a smaller fraction are the first of a larger one's."""
