@@ -72,7 +72,7 @@ def recall_rows(table: pd.DataFrame, truth: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def summarize(per_seed: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+def recall_over_seeds(per_seed: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """Mean recall@k over seeds with a two-sided t-interval at `level` (recall_lo, recall_hi, clipped to [0, 1];
     NaN with one seed)."""
     from scipy.stats import t as student_t
@@ -123,7 +123,7 @@ def run_inj(run_dir, methods, cfg: InjectConfig = InjectConfig(), out: Path | No
                           "reproduced_share": inj["n_reproduced"] / inj["n_images"], "stopped": inj["stopped"],
                           "epochs": inj["epochs"]} for r in recall_rows(table, truth)]
     per_seed = pd.DataFrame(rows)
-    summary = summarize(per_seed, cfg.level)
+    summary = recall_over_seeds(per_seed, cfg.level)
     for name, frame in (("inj_seeds", per_seed), ("inj", summary)):
         write_parquet(out / f"{name}.parquet", frame)
         write_text(out / f"{name}.csv", frame.to_csv(index=False))
