@@ -28,6 +28,7 @@ KINDS = {
     "iar-ablate": "`memlab iar ablate` result",
     "iar-yardstick": "`memlab iar ablate --localizer` yardstick result",
     "iar-inject": "INJ injected model (memlab.iar.inject)",
+    "iar-localizers": "`memlab iar localizers` leaderboard",
 }
 STATE = "state"
 CONFIG = "config.json"

@@ -74,8 +74,9 @@ def register(subparsers) -> None:
                               description="The PyTorch half: train IAR models, localize and ablate memorization.")
     sub = p.add_subparsers(dest="iar_command", metavar="IAR_COMMAND", parser_class=type(p))
     _register_train(sub)
-    from memlab.commands import iar_localize, iar_stages  # localize, extract, ablate (issue 6); stages (issue 12)
+    from memlab.commands import iar_localize, iar_localizers, iar_stages  # localize/extract/ablate; stages; leaderboard
 
     iar_localize.register(sub)
     iar_stages.register(sub)
+    iar_localizers.register(sub)
     p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])

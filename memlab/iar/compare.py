@@ -33,9 +33,11 @@ from memlab.io import normalize_json, read_json, save_figure, write_json, write_
 from memlab.rundir import RunDir
 
 
-def conditions(cfg: YardstickConfig) -> list[dict]:
-    """The localizer's top-k edits at every factor, then the random cloud (n_draws per k and factor)."""
-    top = [{"method": cfg.localizer, "k": float(k), "factor": float(f), "draw": 0} for f in cfg.factors for k in cfg.ks]
+def conditions(cfg: YardstickConfig, methods: list[str] | None = None) -> list[dict]:
+    """Each localizer's top-k edits at every factor (`methods`, default the config's localizer), then the random
+    cloud (n_draws per k and factor), which every method is compared with."""
+    top = [{"method": m, "k": float(k), "factor": float(f), "draw": 0}
+           for m in (methods or [cfg.localizer]) for f in cfg.factors for k in cfg.ks]
     cloud = [{"method": "random", "k": float(k), "factor": float(f), "draw": d}
              for f in cfg.factors for k in cfg.cloud_ks for d in range(cfg.n_draws)]
     return top + cloud
@@ -45,10 +47,10 @@ def _key(c: dict) -> str:
     return f"{c['method']}|{c['k']:g}|{c['factor']:g}|{c['draw']}"
 
 
-def _selection(units: pd.DataFrame, c: dict, seed: int) -> dict[str, np.ndarray]:
-    if c["method"] == "random":
-        return select_units(units, c["k"], "random", rng=draw_rng(seed, c["k"], c["draw"]))
-    return select_units(units, c["k"], "top")
+def _selection(units: dict[str, pd.DataFrame], c: dict, seed: int) -> dict[str, np.ndarray]:
+    if c["method"] == "random":  # every table lists the same units
+        return select_units(next(iter(units.values())), c["k"], "random", rng=draw_rng(seed, c["k"], c["draw"]))
+    return select_units(units[c["method"]], c["k"], "top")
 
 
 def choose_sets(model: IARModel, data, run_dir, ext_cfg: ExtractConfig, targets=(), seed: int = 0):
@@ -66,14 +68,18 @@ def choose_sets(model: IARModel, data, run_dir, ext_cfg: ExtractConfig, targets=
     return evalsets.fix(run_dir, sets) if run_dir is not None else sets
 
 
-def run_comparison(model: IARModel, data, units: pd.DataFrame, cfg: YardstickConfig, ext_cfg: ExtractConfig,
-                   out: RunDir, run_dir=None, classifier: Callable[[], object] | None = None,
-                   localizer_seconds: float = 0.0,
+def run_comparison(model: IARModel, data, units: pd.DataFrame | dict[str, pd.DataFrame], cfg: YardstickConfig,
+                   ext_cfg: ExtractConfig, out: RunDir, run_dir=None, classifier: Callable[[], object] | None = None,
+                   localizer_seconds: float | dict[str, float] = 0.0,
                    units_digest: str = "", progress: bool = True,
                    show: Callable[[str, pd.DataFrame], None] | None = None, stage: dict | None = None) -> dict:
     """Score every condition (resuming finished ones), then the verdicts; -> metrics.json's content.
+    `units`: the localizer's ranked unit table, or {method: table} to compare several localizers with one
+    random cloud (`localizer_seconds` then per method too).
     `classifier`: called once the sets are chosen (so bad input has trained nothing) for the class-consistency
     classifier; None leaves class consistency unmeasured."""
+    units = units if isinstance(units, dict) else {cfg.localizer: units}
+    seconds_of = localizer_seconds if isinstance(localizer_seconds, dict) else {m: localizer_seconds for m in units}
     sets = choose_sets(model, data, run_dir, ext_cfg, cfg.targets, cfg.seed)
     classifier = classifier() if classifier is not None else None
     base = make_baseline(model, data, sets, ext_cfg, cfg.n_samples, cfg.pca_dim, cfg.seed, classifier)
@@ -85,7 +91,7 @@ def run_comparison(model: IARModel, data, units: pd.DataFrame, cfg: YardstickCon
     done = dict(saved["rows"]) if isinstance(saved, dict) and saved.get("config") == config \
         and isinstance(saved.get("rows"), dict) else {}
     out.start(config)
-    every = conditions(cfg)
+    every = conditions(cfg, list(units))
     pending = [c for c in every if _key(c) not in done]
     bar = tqdm(total=len(every), initial=len(every) - len(pending), desc="yardstick", unit="edit",
                disable=not progress)
@@ -95,7 +101,7 @@ def run_comparison(model: IARModel, data, units: pd.DataFrame, cfg: YardstickCon
             t0 = time.perf_counter()
             sel = _selection(units, c, cfg.seed)
             # the intervention's compute: choosing its units (the localizer's pass for its edits)
-            seconds.append((localizer_seconds if c["method"] != "random" else 0.0) + time.perf_counter() - t0)
+            seconds.append(seconds_of.get(c["method"], 0.0) + time.perf_counter() - t0)
             edits.append(ScaleUnits(sel, c["factor"], params={"method": c["method"], "k": c["k"], "draw": c["draw"]}))
         scored = score_edits(model, edits, base, classifier, seconds, cfg.rows_per_pass) if len(edits) > 1 \
             else [score_edit(model, edits[0], base, classifier, seconds[0])]
@@ -108,18 +114,18 @@ def run_comparison(model: IARModel, data, units: pd.DataFrame, cfg: YardstickCon
     summary = _verdicts(table, base, cfg, out)
     write_parquet(out.path / "yardstick.parquet", table)
     write_text(out.path / "yardstick.csv", table.to_csv(index=False))
-    metrics = {"arch": model.arch, "localizer": cfg.localizer, "stage": stage or {}, "sets": sets.to_json(),
+    metrics = {"arch": model.arch, "localizer": ",".join(units), "stage": stage or {}, "sets": sets.to_json(),
                "baseline": base.metrics, "threshold": base.threshold, "prefix": base.prefix, **summary}
     out.finish(metrics)
     if show:
         cols = ["method", "k", "factor", "n_edited", "T_extracted", "C_extracted", "specificity", "cost_sample_nll",
                 "cost_fd", "cost_class_consistency"]
-        show(f"yardstick ({model.arch}): {cfg.localizer} edits (T = {len(sets.target_ids)}, C = "
+        show(f"yardstick ({model.arch}): {', '.join(units)} edits (T = {len(sets.target_ids)}, C = "
              f"{len(sets.control_ids)})", table[table["method"] != "random"][cols])
         v = pd.DataFrame(summary["verdicts"])
         v["cell"] = [f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}] {w}" if np.isfinite(d) else w
                      for d, lo, hi, w in zip(v["diff"], v["diff_lo"], v["diff_hi"], v["verdict"])]
-        grid = v.pivot(index="condition", columns="cost_measure", values="cell").reset_index()
+        grid = v.pivot(index=["method", "condition"], columns="cost_measure", values="cell").reset_index()
         grid.columns = [c.removeprefix("cost_") for c in grid.columns]
         show("targets extracted minus the random cloud at the same cost (95% interval), and the verdict", grid)
     return metrics
