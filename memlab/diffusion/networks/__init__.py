@@ -43,11 +43,12 @@ def _check_dit(cfg, shape) -> None:
 
 @dataclass(frozen=True)
 class FamilySpec:
-    """The framework-free facts of one family. `options`: ModelConfig fields that only this family reads
-    (None elsewhere), with their defaults; `images`: needs image-shaped data (C, H, W)."""
+    """The framework-free facts of one family; its implementation is networks/<name>.py. lr: default peak
+    learning rate; size, depth: what the knobs mean; `images`: needs image-shaped data (C, H, W);
+    `options`: ModelConfig fields that only this family reads (None elsewhere), with their defaults;
+    `m_is_size`: the size knob is M itself (else M = parameter count / d)."""
 
     name: str
-    module: str
     lr: float
     size: str
     depth: str
@@ -55,7 +56,7 @@ class FamilySpec:
     options: tuple[tuple[str, int], ...] = ()
     m_is_size: bool = False
     check_config: Callable | None = None  # (ModelConfig) -> None; raises FieldError
-    check: Callable | None = None  # (ModelConfig, sample shape) -> None; raises FieldError
+    check_shape: Callable | None = None  # (ModelConfig, sample shape) -> None; raises FieldError
 
     def effective_size(self, size: int, param_count: int, dim: int) -> float:
         """M on the crossover's axis: the size knob for a mixture, parameter count / d for a neural net."""
@@ -66,18 +67,20 @@ class FamilySpec:
         if self.images and len(shape) != 3:
             raise UsageError(f"model {self.name!r} needs image-shaped data (dataset 'templates'), got samples "
                              f"of shape {tuple(shape)}")
-        if self.check is not None:
-            self.check(cfg, shape)
+        if self.check_shape is not None:
+            self.check_shape(cfg, shape)
 
 
 # Adam moves each parameter by about lr per step: the mixture's means need 1e-2 to leave their start within
 # the default steps (docs/training.md); the MLP trains best at 1e-3; U-Net and DiT take the MLP's (not tuned).
 FAMILIES = {f.name: f for f in (
-    FamilySpec("mixture", "mixture", 1e-2, "M components", "unused", m_is_size=True),
-    FamilySpec("mlp", "mlp", 1e-3, "width", "residual blocks"),
-    FamilySpec("unet", "unet", 1e-3, "base channels", "resolution levels", images=True, check=_check_unet),
-    FamilySpec("dit", "dit", 1e-3, "width", "transformer blocks", images=True,
-               options=(("patch", 3), ("heads", 4)), check_config=_check_dit_config, check=_check_dit),
+    FamilySpec("mixture", 1e-2, "M components", "unused", m_is_size=True),
+    FamilySpec("mlp", 1e-3, "width", "residual blocks"),
+    FamilySpec("unet", 1e-3, "base channels", "resolution levels", images=True,
+               check_shape=_check_unet),
+    FamilySpec("dit", 1e-3, "width", "transformer blocks", images=True,
+               options=(("patch", 3), ("heads", 4)), check_config=_check_dit_config,
+               check_shape=_check_dit),
 )}
 NAMES = tuple(FAMILIES)
 
@@ -91,4 +94,4 @@ def spec(name: str) -> FamilySpec:
 def load(name: str):
     """The family's implementation (imports flax): an object with build(cfg, dataset) -> Denoiser and
     init(den, init, dataset, seed) -> params."""
-    return importlib.import_module(f"{__name__}.{spec(name).module}").FAMILY
+    return importlib.import_module(f"{__name__}.{spec(name).name}").FAMILY
