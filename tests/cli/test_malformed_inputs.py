@@ -70,9 +70,12 @@ FLOAT_OPTIONS: dict[str, tuple[Callable[[Ctx], list[str]], list[str]]] = {
     "iar localize": (lambda c: ["iar", "localize", str(c.iar_run()), *LOC], ["--jitter", "--top-pct"]),
     "iar extract": (lambda c: ["iar", "extract", str(c.iar_run()), *EXT], ["--fpr", "--nn-ratio"]),
     "iar ablate": (lambda c: ["iar", "ablate", str(c.iar_run()), *ABL], ["--top", "--factor", "--fpr", "--nn-ratio"]),
+    "iar localizers": (lambda c: ["iar", "localizers", str(c.iar_run()), "--methods", "activation", "--ks", "10",
+                                  "--factors", "0", "--cloud-ks", "5", "--n-samples", "8", "--n-boot", "20"], []),
 }
 # Values a field documents as allowed: ExtractConfig.nn_ratio "inf = off" (no nearest-neighbour rule).
-ALLOWED = {("iar extract", "--nn-ratio", "inf"), ("iar ablate", "--nn-ratio", "inf")}
+ALLOWED = {("iar extract", "--nn-ratio", "inf"), ("iar ablate", "--nn-ratio", "inf"),
+           ("iar localizers", "--nn-ratio", "inf")}
 
 
 def parser_float_options() -> set[tuple[str, str]]:
