@@ -139,6 +139,8 @@ def cost_direction(cloud: pd.DataFrame, cost: str) -> float:
     (k x (1 - factor)). A cost must grow with it; in over-confident models the held-out NLL falls instead,
     and a monotone fit in it would give meaningless verdicts."""
     strength = cloud["k"] * (1 - cloud["factor"])
+    if cloud[cost].nunique() < 2 or strength.nunique() < 2:
+        return float("nan")  # a constant measure says nothing about cost (and spearmanr would warn)
     return float(spearmanr(strength, cloud[cost], nan_policy="omit").statistic)
 
 
