@@ -46,6 +46,17 @@ def _time(fn) -> tuple[float, object]:
     return time.process_time() - t0, out
 
 
+def _alternate(one, stacked, repeats: int) -> tuple[list[float], list[float], object, object]:
+    """Time `one` and `stacked` alternately `repeats` times: (CPU seconds of each, their last results)."""
+    times_one, times_stacked = [], []
+    for _ in range(repeats):
+        t, ref = _time(one)
+        times_one.append(t)
+        t, out = _time(stacked)
+        times_stacked.append(t)
+    return times_one, times_stacked, ref, out
+
+
 def _edits(model, n: int, pct: float, seed: int) -> list[ScaleUnits]:
     rng = np.random.default_rng(seed)
     return [ScaleUnits({name: rng.choice(spec.weight.shape[0], max(1, int(spec.weight.shape[0] * pct / 100)),
@@ -78,12 +89,7 @@ def bench_arch(arch: str, n_conditions: int, n_candidates: int, batch_size: int,
         return acc_ExB, batched.continue_greedy_E(model, edits, tokens, labels, prefix, batch_size)
 
     one_at_a_time(), stacked()  # warm-up
-    times_one, times_batched = [], []
-    for _ in range(repeats):
-        t, ref = _time(one_at_a_time)
-        times_one.append(t)
-        t, out = _time(stacked)
-        times_batched.append(t)
+    times_one, times_batched, ref, out = _alternate(one_at_a_time, stacked, repeats)
     t_one, t_batched = min(times_one), min(times_batched)
     return {"arch": arch, "candidates": n_candidates, "seq_len": model.seq_len, "prefix": prefix,
             "n_units": sum(s.weight.shape[0] for s in model.units().values()),
@@ -116,12 +122,7 @@ def bench_yardstick(arch: str, n_conditions: int, batch_size: int, repeats: int,
     edits = _edits(model, n_conditions, 10.0, seed=1)
     one = lambda: [score_edit(model, e, base) for e in edits]
     stacked = lambda: score_edits(model, edits, base, batch_size=batch_size)
-    times_one, times_stacked = [], []
-    for _ in range(repeats):
-        t, ref = _time(one)
-        times_one.append(t)
-        t, out = _time(stacked)
-        times_stacked.append(t)
+    times_one, times_stacked, ref, out = _alternate(one, stacked, repeats)
     same = all(a[k] == b[k] for a, b in zip(ref, out) for k in a if k != "eval_seconds" and a[k] == a[k])
     t_one, t_stacked = min(times_one), min(times_stacked)
     return {"arch": arch, "conditions": n_conditions, "n_samples": n_samples,
