@@ -34,7 +34,7 @@ PLOT = [Section("phase", PhaseConfig, title="analysis")]
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("phase", help="observed vs predicted transition of a sweep; phase-diagram plots")
-    cmds = p.add_subparsers(dest="phase_command", metavar="{summary,plot}", parser_class=type(p))
+    cmds = p.add_subparsers(dest="phase_command", metavar="{summary,plot,time}", parser_class=type(p))
     s = cmds.add_parser("summary", help="per data configuration: observed transition (interval, bracket) and M*/N")
     s.add_argument("dir", type=Path, help="sweep directory written by `memlab sweep run`")
     s.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -48,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_flag(q, ["phase"])
     add_section(q, PLOT[0])
     q.set_defaults(func=run_plot)
+    from memlab.commands.phase_time import register as register_time
+
+    register_time(cmds)
     p.set_defaults(func=lambda a: (p.print_help(sys.stderr), 2)[1])
 
 

@@ -66,6 +66,8 @@ FLOAT_OPTIONS: dict[str, tuple[Callable[[Ctx], list[str]], list[str]]] = {
     "train": (lambda c: ["train", *TR, "--out", c.p("run")],
               ["--variance", "--lr", "--warmup-frac", "--final-lr", "--clip", "--threshold"]),
     "phase plot": (lambda c: ["phase", "plot", str(c.sweep()), "--out", c.p("fig.png"), "--boot", "20"], ["--t"]),
+    "phase time": (lambda c: ["phase", "time", str(c.sweep()), "--out", c.p("fig.png"), "--boot", "20"],
+                   ["--gen-rtol", "--conf"]),
     "iar train": (lambda c: ["iar", "train", *IT, "--out", c.p("run")], ["--lr", "--tokenizer-lr"]),
     "iar localize": (lambda c: ["iar", "localize", str(c.iar_run()), *LOC], ["--jitter", "--top-pct"]),
     "iar extract": (lambda c: ["iar", "extract", str(c.iar_run()), *EXT], ["--fpr", "--nn-ratio"]),
@@ -182,6 +184,7 @@ CONFIG_ARGV: dict[str, Callable[[Ctx], list[str]]] = {
     "sweep run": lambda c: ["sweep", "run", c.spec(), "--out", c.p("sw"), "--workers", "1"],
     "phase summary": lambda c: ["phase", "summary", str(c.sweep()), "--boot", "20"],
     "phase plot": lambda c: ["phase", "plot", str(c.sweep()), "--out", c.p("fig.png"), "--boot", "20"],
+    "phase time": lambda c: ["phase", "time", str(c.sweep()), "--out", c.p("fig.png"), "--boot", "20"],
     "iar train": lambda c: ["iar", "train", *IT, "--out", c.p("run")],
     "iar localize": lambda c: ["iar", "localize", str(c.iar_run()), *LOC],
     "iar extract": lambda c: ["iar", "extract", str(c.iar_run()), *EXT],
@@ -372,6 +375,8 @@ case("wrong-kind", "phase-summary-on-iar-run", lambda c: ["phase", "summary", st
 case("wrong-kind", "phase-summary-on-train-run", lambda c: ["phase", "summary", str(c.train_run())])
 case("wrong-kind", "phase-plot-on-train-run",
      lambda c: ["phase", "plot", str(c.train_run()), "--out", c.p("fig.png")])
+case("wrong-kind", "phase-time-on-train-run",
+     lambda c: ["phase", "time", str(c.train_run()), "--out", c.p("fig.png")])
 
 
 # --- resume: missing, empty, differing flags ------------------------------------------------------------
