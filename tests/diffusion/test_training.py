@@ -3,7 +3,6 @@ One small dataset and few shapes, so compiled programs are shared (see conftest'
 
 import math
 
-import numpy as np
 import optax
 import pytest
 
