@@ -70,7 +70,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("iar", help="image-autoregressive models: train (localize, extract, ablate)",
+    p = subparsers.add_parser("iar", help="image-autoregressive models: train, localize, extract, ablate, localizers, stages",
                               description="The PyTorch half: train IAR models, localize and ablate memorization.")
     sub = p.add_subparsers(dest="iar_command", metavar="IAR_COMMAND", parser_class=type(p))
     _register_train(sub)
