@@ -104,21 +104,11 @@ def bench_arch(arch: str, n_conditions: int, n_candidates: int, batch_size: int,
 def bench_yardstick(arch: str, n_conditions: int, batch_size: int, repeats: int, n_samples: int) -> dict:
     """Whole yardstick conditions (memlab.iar.yardstick): score_edit per edit against score_edits of all E,
     on a default-size run (untrained tokenizer and model; the evaluation sets are the planted duplicates)."""
-    from memlab.iar.data import image_set_tensors
-    from memlab.iar.evalsets import choose
-    from memlab.iar.extract import ExtractConfig
-    from memlab.iar.pipeline import fold_duplicates
-    from memlab.iar.train import build_tokenizer
-    from memlab.iar.yardstick import make_baseline, score_edit, score_edits
+    from iar_setting import default_setting
 
-    cfg = RunConfig(data=ImageDataConfig(n_train=64, duplicates=4, n_duplicated=8), train=IARTrainConfig(arch=arch))
-    torch.manual_seed(0)
-    data = fold_duplicates(*image_set_tensors(cfg.data))
-    model = build_model(cfg, num_classes=int(data.train_labels.max()) + 1).eval()
-    model.attach_tokenizer(build_tokenizer(cfg).eval())
-    ids = list(data.train_ids)
-    sets = choose(ids, data.copies, ids, len(data.heldout_images))
-    base = make_baseline(model, data, sets, ExtractConfig(), n_samples=n_samples)
+    from memlab.iar.yardstick import score_edit, score_edits
+
+    model, _, sets, base = default_setting(arch, n_samples)
     edits = _edits(model, n_conditions, 10.0, seed=1)
     one = lambda: [score_edit(model, e, base) for e in edits]
     stacked = lambda: score_edits(model, edits, base, batch_size=batch_size)

@@ -14,31 +14,20 @@ import time
 from pathlib import Path
 
 import torch
+from iar_setting import default_setting
 
 from memlab.iar.ablate import select_units
-from memlab.iar.config import YARDSTICK_LOCALIZERS, IARTrainConfig, ImageDataConfig, LocalizerConfig, RunConfig
-from memlab.iar.data import image_set_tensors
-from memlab.iar.evalsets import choose
-from memlab.iar.extract import ExtractConfig
+from memlab.iar.config import YARDSTICK_LOCALIZERS, LocalizerConfig
 from memlab.iar.interventions import ScaleUnits
 from memlab.iar.localizers import localize
-from memlab.iar.pipeline import fold_duplicates
-from memlab.iar.train import build_model, build_tokenizer
-from memlab.iar.yardstick import make_baseline, score_edits
+from memlab.iar.yardstick import score_edits
 from memlab.io import write_json
 
 OUT = Path(__file__).resolve().parent / "results" / "localizers.json"
 
 
 def bench_arch(arch: str, n_samples: int) -> list[dict]:
-    cfg = RunConfig(data=ImageDataConfig(n_train=64, duplicates=4, n_duplicated=8), train=IARTrainConfig(arch=arch))
-    torch.manual_seed(0)
-    data = fold_duplicates(*image_set_tensors(cfg.data))
-    model = build_model(cfg, num_classes=int(data.train_labels.max()) + 1).eval()
-    model.attach_tokenizer(build_tokenizer(cfg).eval())
-    ids = list(data.train_ids)
-    sets = choose(ids, data.copies, ids, len(data.heldout_images))
-    base = make_baseline(model, data, sets, ExtractConfig(), n_samples=n_samples)
+    model, data, sets, base = default_setting(arch, n_samples)
     rows = []
     for name in YARDSTICK_LOCALIZERS:
         t0 = time.process_time()
