@@ -8,6 +8,7 @@ not depend on whether the run was interrupted before it.
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -98,8 +99,8 @@ def target_rows(ids: list[str], targets: tuple[str, ...]) -> tuple[torch.Tensor,
         if unknown:
             raise UsageError(f"--targets: image {unknown[0]!r} is not in the training set (ids like {base[0]!r})")
         return torch.tensor([first[t] for t in dict.fromkeys(targets)]), "given ids"
-    counts = {b: base.count(b) for b in first} if len(first) < len(base) else {}
-    dup = [r for b, r in first.items() if counts.get(b, 1) > 1]
+    counts = Counter(base)
+    dup = [r for b, r in first.items() if counts[b] > 1]
     if dup:
         return torch.tensor(dup), "planted duplicates"
     return torch.arange(len(ids)), "all training images"
