@@ -22,7 +22,9 @@ from memlab.io import normalize_json, read_json, write_json
 KINDS = {
     "train": "`memlab train` run (diffusion)",
     "sweep": "`memlab sweep run` sweep",
+    "sweep-jobs": "`memlab sweep run` job sweep (named jobs)",
     "iar-train": "`memlab iar train` run (IAR)",
+    "iar-unlearn": "`memlab iar unlearn` run (IAR, unlearned)",
     "iar-localize": "`memlab iar localize` result",
     "iar-extract": "`memlab iar extract` result",
     "iar-ablate": "`memlab iar ablate` result",

@@ -1,4 +1,4 @@
-"""Sweep runner: every cell is a `memlab train` run, executed by a backend (`local`: a process pool sized to
+"""Sweep runner: every cell is a `memlab train` run (named jobs, memlab/sweep/jobs.py, use the same backends), executed by a backend (`local`: a process pool sized to
 the machine; `ray`: a local Ray instance or an existing cluster via `address`). The driver alone writes the
 store, so it works the same on a cluster without a shared file system; results are written as each cell
 finishes, so a killed sweep resumes where it stopped. Optional adaptive refinement adds sizes between the
@@ -51,25 +51,33 @@ def _worker_init(parent_pid: int, single_thread: bool) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _run_local(tasks: list[tuple[Cell, Path | None]], cell_fn, workers: int, address) -> Iterator:
+# A backend runs tasks, each a tuple of arguments to `execute` whose first element is the item (a Cell, a
+# named Job), and yields (item, rows) as each finishes; `crashed(item, error)` gives the rows of a task whose
+# worker died. Cells and jobs share the backends; only `execute` and `crashed` differ.
+Task = tuple
+Execute = Callable[..., list]
+Crashed = Callable[[object, str], list]
+
+
+def _run_local(tasks: list[Task], execute: Execute, crashed: Crashed, workers: int, address) -> Iterator:
     if workers == 1:  # in-process: no pickling, same numbers, easiest to debug
-        for cell, run_dir in tasks:
-            yield cell, cells_mod.execute_cell(cell, run_dir, cell_fn)
+        for task in tasks:
+            yield task[0], execute(*task)
         return
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
                                initializer=_worker_init, initargs=(os.getpid(), True))
     try:
-        futures = {pool.submit(cells_mod.execute_cell, c, d, cell_fn): c for c, d in tasks}
+        futures = {pool.submit(execute, *task): task[0] for task in tasks}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for f in done:
-                cell = futures[f]
+                item = futures[f]
                 try:
                     rows = f.result()
                 except Exception as e:  # noqa: BLE001 - a dead worker process (e.g. out of memory)
-                    rows = _failed(cell, f"worker failed: {type(e).__name__}: {e}")
-                yield cell, rows
+                    rows = crashed(item, f"worker failed: {type(e).__name__}: {e}")
+                yield item, rows
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -84,7 +92,7 @@ def import_ray():
     return ray
 
 
-def _run_ray(tasks: list[tuple[Cell, Path | None]], cell_fn, workers: int, address) -> Iterator:
+def _run_ray(tasks: list[Task], execute: Execute, crashed: Crashed, workers: int, address) -> Iterator:
     ray = import_ray()
     started = not ray.is_initialized()
     if started:
@@ -95,18 +103,18 @@ def _run_ray(tasks: list[tuple[Cell, Path | None]], cell_fn, workers: int, addre
             os.environ.setdefault("RAY_worker_niceness", "0")  # read by the raylet this process starts
         ray.init(log_to_driver=False, configure_logging=False, **kwargs)
     try:
-        remote = ray.remote(num_cpus=1, max_retries=0)(cells_mod.execute_cell)
-        refs = {remote.remote(c, d, cell_fn): c for c, d in tasks}
+        remote = ray.remote(num_cpus=1, max_retries=0)(execute)
+        refs = {remote.remote(*task): task[0] for task in tasks}
         pending = list(refs)
         while pending:
             done, pending = ray.wait(pending, num_returns=1, timeout=1.0)  # a timeout keeps Ctrl-C responsive
             for ref in done:
-                cell = refs[ref]
+                item = refs[ref]
                 try:
                     rows = ray.get(ref)
                 except Exception as e:  # noqa: BLE001 - a lost worker or node
-                    rows = _failed(cell, f"ray task failed: {type(e).__name__}: {str(e).splitlines()[0]}")
-                yield cell, rows
+                    rows = crashed(item, f"ray task failed: {type(e).__name__}: {str(e).splitlines()[0]}")
+                yield item, rows
     finally:
         if started:
             ray.shutdown()
@@ -200,8 +208,8 @@ def _run_stage(cells: list[Cell], store: SweepStore, backend, workers, address, 
     bar.refresh()
     if not todo:
         return
-    tasks = [(c, store.runs_dir / c.cell_id if save_runs else None) for c in todo]
-    for cell, rows in RUNNERS[backend](tasks, cell_fn, min(workers, len(todo)), address):
+    tasks = [(c, store.runs_dir / c.cell_id if save_runs else None, cell_fn) for c in todo]
+    for cell, rows in RUNNERS[backend](tasks, cells_mod.execute_cell, _failed, min(workers, len(todo)), address):
         store.write_cell(cell.cell_id, rows)
         bar.update(len(rows))
         if rows and rows[0]["status"] == "failed":

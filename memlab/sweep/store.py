@@ -28,6 +28,8 @@ TIMING_COLUMNS = ["wall_s"]
 
 
 class SweepStore:
+    sort_keys = SORT_KEYS  # a row file's identity columns; named jobs (memlab/sweep/jobs.py) use ["job"]
+
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.rows_dir = self.root / "rows"
@@ -70,7 +72,7 @@ class SweepStore:
     def read_rows(self, path: Path) -> pd.DataFrame:
         """One row file; a damaged one (unreadable, no rows, no key or status column) is a UsageError naming it."""
         df = read_parquet(path, what="row file")
-        missing = [c for c in (*SORT_KEYS, "status") if c not in df.columns]
+        missing = [c for c in (*self.sort_keys, "status") if c not in df.columns]
         if missing or not len(df):
             problem = f"no column {missing[0]!r}" if missing else "no rows"
             raise UsageError(f"damaged row file {path}: {problem}; delete it to re-run that cell")
@@ -97,7 +99,7 @@ class SweepStore:
         if not files:
             return pd.DataFrame()
         df = pd.concat([self.read_rows(f) for f in files], ignore_index=True)
-        return df.sort_values(SORT_KEYS, kind="stable").reset_index(drop=True)
+        return df.sort_values(self.sort_keys, kind="stable").reset_index(drop=True)
 
     def consolidate(self) -> pd.DataFrame:
         df = self.table()

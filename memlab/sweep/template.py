@@ -54,3 +54,34 @@ points = 3
 [predict]
 repeats = 5
 """
+
+
+JOBS_TEMPLATE = """\
+# memlab job spec: named memlab command lines (retraining with a mitigation, more seeds, scoring) run by the
+# sweep runner. Run it with:  memlab sweep run SPEC.toml --out DIR   (re-running resumes; --workers N runs N
+# jobs at once, each with one thread; --backend ray runs them on Ray)
+name = "iar-seeds"
+
+# Arguments every job of a command gets unless it sets them itself: key = value becomes --key value
+# (underscores become dashes; true is a bare flag, false leaves it out, a list is joined with commas).
+[defaults."iar train"]
+threads = 1
+
+# One [[job]] table per command; a grid makes one job per combination, and {key} puts the combination's
+# value into the name and into any argument. The runner adds --out DIR/runs/NAME (and --resume for a run
+# a killed sweep left half-written).
+[[job]]
+name = "base-{arch}-s{seed}"
+command = "iar train"
+args = { arch = "{arch}", seed = "{seed}", n_train = 48, n_heldout = 16, duplicates = 6, n_duplicated = 2, epochs = 20 }
+grid = { arch = ["next-scale", "raster"], seed = [0, 1] }
+
+# {run:NAME} is the run directory of job NAME and makes this job wait for it. A job with out = false
+# writes into the run it is given (here RUN/localize) and gets no --out; inputs are positional arguments.
+[[job]]
+name = "localize-{arch}-s{seed}"
+command = "iar localize"
+out = false
+inputs = ["{run:base-{arch}-s{seed}}"]
+grid = { arch = ["next-scale", "raster"], seed = [0, 1] }
+"""
