@@ -111,7 +111,7 @@ def run_comparison(model: IARModel, data, units: pd.DataFrame | dict[str, pd.Dat
     bar.close()
     rows = [done[_key(c)] for c in every]
     table = pd.DataFrame(rows).assign(**(stage or {}))
-    summary = _verdicts(table, base, cfg, out)
+    summary = verdicts_and_figure(table, base, cfg, out)
     write_parquet(out.path / "yardstick.parquet", table)
     write_text(out.path / "yardstick.csv", table.to_csv(index=False))
     metrics = {"arch": model.arch, "localizer": ",".join(units), "stage": stage or {}, "sets": sets.to_json(),
@@ -144,9 +144,14 @@ def cost_direction(cloud: pd.DataFrame, cost: str) -> float:
     return float(spearmanr(strength, cloud[cost], nan_policy="omit").statistic)
 
 
-def _verdicts(table: pd.DataFrame, base, cfg: YardstickConfig, out: RunDir) -> dict:
+def verdicts_and_figure(table: pd.DataFrame, base, cfg: YardstickConfig, out: RunDir) -> dict:
+    """Verdicts at matched cost of every non-random row of `table` against its random rows (the cloud), in
+    out/verdicts.csv, curves.csv and pareto.png; -> the verdict records and counts. Rows with a `condition`
+    keep it (a mitigation's run); edit rows are named by k and factor."""
     frame = table.rename(columns={"T_extracted": "y"})
-    frame["condition"] = [f"k={k:g}%, factor {f:g}" for k, f in zip(frame["k"], frame["factor"])]
+    named = [f"k={k:g}%, factor {f:g}" for k, f in zip(frame["k"], frame["factor"])]
+    given = frame["condition"] if "condition" in frame else pd.Series([None] * len(frame), index=frame.index)
+    frame["condition"] = [g if isinstance(g, str) and g else n for g, n in zip(given, named)]
     cloud, methods = frame[frame["method"] == "random"], frame[frame["method"] != "random"]
     measured = [c for c in COSTS if table[c].notna().any()]
     direction = {c: cost_direction(cloud, c) for c in measured}
