@@ -58,6 +58,12 @@ class TokenizedIAR(IARModel):
         return {"vocab_size": t.codebook_size, "num_classes": num_classes, "width": t.width, "depth": t.depth,
                 "heads": t.heads, "mlp_ratio": t.mlp_ratio}
 
+    @staticmethod
+    def sink_config(cfg: RunConfig) -> dict:
+        """MemSinks constructor arguments of models built on layers.Trunk (none without --memsinks)."""
+        t = cfg.train
+        return {"sink_fraction": t.memsinks, "sink_active": t.sink_active} if t.memsinks else {}
+
     @classmethod
     def tokenizer_scales(cls, cfg: RunConfig) -> tuple[int, ...]:
         """Token-map sides the run's tokenizer produces: one latent grid (image size / 4)."""
@@ -125,11 +131,18 @@ class TokenizedIAR(IARModel):
 
     @staticmethod
     def mlp_units(blocks: nn.ModuleList, path: str) -> "OrderedDict[str, UnitSpec]":
-        """Units of our own blocks: mlp.act's output, fed by mlp.fc (its whole output is the pre-activation)."""
-        return OrderedDict(
-            (f"block.{i}.mlp", UnitSpec(module=b.mlp.act, pre_module=b.mlp.fc, weight=b.mlp.fc.weight,
-                                        bias=b.mlp.fc.bias, block=i, path=f"{path}.{i}.mlp.act"))
-            for i, b in enumerate(blocks))
+        """Units of our own blocks: mlp.act's output, fed by mlp.fc (its whole output is the pre-activation).
+        A MemSinks model's sinks are a layer of their own after each block's shared units, `block.i.mlp_sink`
+        (mlp.sink_act fed by mlp.sink_fc): `block.i.mlp` never includes them."""
+        out = OrderedDict()
+        for i, b in enumerate(blocks):
+            out[f"block.{i}.mlp"] = UnitSpec(module=b.mlp.act, pre_module=b.mlp.fc, weight=b.mlp.fc.weight,
+                                             bias=b.mlp.fc.bias, block=i, path=f"{path}.{i}.mlp.act")
+            if b.mlp.sinks:
+                out[f"block.{i}.mlp_sink"] = UnitSpec(module=b.mlp.sink_act, pre_module=b.mlp.sink_fc,
+                                                      weight=b.mlp.sink_fc.weight, bias=b.mlp.sink_fc.bias,
+                                                      block=i, path=f"{path}.{i}.mlp.sink_act")
+        return out
 
 
 class AutoregressiveIAR(TokenizedIAR):

@@ -40,24 +40,70 @@ class SelfAttention(nn.Module):
         return self.out(y_BxHxLxDh.transpose(1, 2).reshape(B, L, D))
 
 
-class MLP(nn.Module):
-    def __init__(self, width: int, hidden: int):
+def n_sinks(hidden: int, fraction: float) -> int:
+    """Sink units of an MLP with `hidden` units of which `fraction` are sinks (MemSinks); 0 for fraction 0."""
+    return int(round(hidden * fraction))
+
+
+def n_active(n_sinks: int, active: float) -> int:
+    """Sinks one image switches on: `active` of them, rounded, at least one."""
+    return max(1, int(round(n_sinks * active))) if n_sinks else 0
+
+
+class SinkAct(nn.Module):
+    """The sinks' nonlinearity times a gate (MemSinks; memlab.iar.mitigate.memsinks sets it): 0.0 (sinks off:
+    the default, so a built or loaded model is the evaluated one), a float (every sink at that gate), or
+    per-row masks B x 1 x U during training. Hooked like `MLP.act`: its output is the (gated) activation."""
+
+    def __init__(self, n_units: int, active: float):
         super().__init__()
-        self.fc = nn.Linear(width, hidden)  # rows = units: UnitSpec.weight / bias
+        self.act = nn.GELU()
+        self.n_units, self.active = n_units, float(active)
+        self.gate: float | torch.Tensor = 0.0
+
+    def state(self) -> str:
+        if isinstance(self.gate, torch.Tensor):
+            return "train"
+        return "off" if self.gate == 0.0 else "on"
+
+    def forward(self, x_BxLxU):
+        gate = self.gate
+        return self.act(x_BxLxU) * (gate.to(x_BxLxU) if isinstance(gate, torch.Tensor) else gate)
+
+
+class MLP(nn.Module):
+    """`hidden` units, of which `sinks` (MemSinks) form a separate branch: fc/act/proj are the shared units,
+    sink_fc/sink_act/sink_proj the sinks. sink_proj has no bias, so gated-off sinks contribute exactly zero, and
+    the parameter count is the standard MLP's of `hidden` units."""
+
+    def __init__(self, width: int, hidden: int, sinks: int = 0, sink_active: float = 0.5):
+        super().__init__()
+        if not 0 <= sinks < hidden:
+            raise ValueError(f"sinks must be in [0, {hidden - 1}] of {hidden} hidden units, got {sinks}")
+        self.fc = nn.Linear(width, hidden - sinks)  # rows = units: UnitSpec.weight / bias
         self.act = nn.GELU()  # hooked: its output is the unit activation
-        self.proj = nn.Linear(hidden, width)
+        self.proj = nn.Linear(hidden - sinks, width)
+        self.sinks = sinks
+        if sinks:
+            self.sink_fc = nn.Linear(width, sinks)
+            self.sink_act = SinkAct(sinks, sink_active)
+            self.sink_proj = nn.Linear(sinks, width, bias=False)
 
     def forward(self, x_BxLxD):
-        return self.proj(self.act(self.fc(x_BxLxD)))
+        y_BxLxD = self.proj(self.act(self.fc(x_BxLxD)))
+        if self.sinks:
+            y_BxLxD = y_BxLxD + self.sink_proj(self.sink_act(self.sink_fc(x_BxLxD)))
+        return y_BxLxD
 
 
 class Block(nn.Module):
-    def __init__(self, width: int, heads: int, mlp_ratio: int):
+    def __init__(self, width: int, heads: int, mlp_ratio: int, sink_fraction: float = 0.0, sink_active: float = 0.5):
         super().__init__()
         self.ln1 = nn.LayerNorm(width)
         self.attn = SelfAttention(width, heads)
         self.ln2 = nn.LayerNorm(width)
-        self.mlp = MLP(width, mlp_ratio * width)
+        hidden = mlp_ratio * width
+        self.mlp = MLP(width, hidden, n_sinks(hidden, sink_fraction), sink_active)
 
     def forward(self, x_BxLxD, mask_LxT=None, cache: KVCache | None = None, layer: int = 0):
         x_BxLxD = x_BxLxD + self.attn(self.ln1(x_BxLxD), mask_LxT, cache, layer)
@@ -65,11 +111,13 @@ class Block(nn.Module):
 
 
 class Trunk(nn.Module):
-    """depth blocks + final LayerNorm + head to vocabulary logits."""
+    """depth blocks + final LayerNorm + head to vocabulary logits; `sink_fraction` of every MLP's hidden units
+    are MemSinks sinks (0: none)."""
 
-    def __init__(self, width: int, depth: int, heads: int, mlp_ratio: int, vocab_size: int):
+    def __init__(self, width: int, depth: int, heads: int, mlp_ratio: int, vocab_size: int,
+                 sink_fraction: float = 0.0, sink_active: float = 0.5):
         super().__init__()
-        self.blocks = nn.ModuleList(Block(width, heads, mlp_ratio) for _ in range(depth))
+        self.blocks = nn.ModuleList(Block(width, heads, mlp_ratio, sink_fraction, sink_active) for _ in range(depth))
         self.ln_f = nn.LayerNorm(width)
         self.head = nn.Linear(width, vocab_size)
 

@@ -28,14 +28,15 @@ class NextScaleTransformer(ModelMixin, AutoregressiveIAR, ConfigMixin):
 
     @register_to_config
     def __init__(self, vocab_size: int = 256, scales: tuple[int, ...] = (1, 2, 3, 4), num_classes: int = 10,
-                 width: int = 128, depth: int = 4, heads: int = 4, mlp_ratio: int = 4):
+                 width: int = 128, depth: int = 4, heads: int = 4, mlp_ratio: int = 4,
+                 sink_fraction: float = 0.0, sink_active: float = 0.5):
         super().__init__()
         L = sum(s * s for s in scales)
         self.tok_emb = nn.Embedding(vocab_size, width)
         self.cls_emb = nn.Embedding(num_classes, width)
         self.pos_emb = nn.Parameter(torch.randn(L, width) * 0.02)  # one table per scale, concatenated
         self.level_emb = nn.Embedding(len(scales), width)
-        self.trunk = Trunk(width, depth, heads, mlp_ratio, vocab_size)
+        self.trunk = Trunk(width, depth, heads, mlp_ratio, vocab_size, sink_fraction, sink_active)
         level_L = torch.cat([torch.full((s * s,), k) for k, s in enumerate(scales)])
         self.register_buffer("level_L", level_L, persistent=False)
         self.register_buffer("block_causal_LxL", level_L[:, None] >= level_L[None, :], persistent=False)
@@ -99,7 +100,7 @@ class NextScaleTransformer(ModelMixin, AutoregressiveIAR, ConfigMixin):
 
     @classmethod
     def from_run_config(cls, cfg, num_classes: int) -> NextScaleTransformer:
-        return cls(scales=tuple(cfg.train.scales), **cls.trunk_config(cfg, num_classes))
+        return cls(scales=tuple(cfg.train.scales), **cls.trunk_config(cfg, num_classes), **cls.sink_config(cfg))
 
     @torch.no_grad()
     def _fill(self, tokens_BxL, labels_B, prefix: int, choose, use_cache: bool = True):

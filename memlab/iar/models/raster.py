@@ -23,12 +23,13 @@ class RasterTransformer(ModelMixin, AutoregressiveIAR, ConfigMixin):
 
     @register_to_config
     def __init__(self, vocab_size: int = 256, seq_len: int = 16, num_classes: int = 10, width: int = 128,
-                 depth: int = 4, heads: int = 4, mlp_ratio: int = 4):
+                 depth: int = 4, heads: int = 4, mlp_ratio: int = 4,
+                 sink_fraction: float = 0.0, sink_active: float = 0.5):
         super().__init__()
         self.tok_emb = nn.Embedding(vocab_size, width)
         self.cls_emb = nn.Embedding(num_classes, width)
         self.pos_emb = nn.Parameter(torch.randn(seq_len, width) * 0.02)
-        self.trunk = Trunk(width, depth, heads, mlp_ratio, vocab_size)
+        self.trunk = Trunk(width, depth, heads, mlp_ratio, vocab_size, sink_fraction, sink_active)
         self.register_buffer("causal_LxL", torch.ones(seq_len, seq_len, dtype=torch.bool).tril(), persistent=False)
 
     @property
@@ -58,7 +59,7 @@ class RasterTransformer(ModelMixin, AutoregressiveIAR, ConfigMixin):
     @classmethod
     def from_run_config(cls, cfg, num_classes: int) -> RasterTransformer:
         grid = cfg.data.size // 4
-        return cls(seq_len=grid * grid, **cls.trunk_config(cfg, num_classes))
+        return cls(seq_len=grid * grid, **cls.trunk_config(cfg, num_classes), **cls.sink_config(cfg))
 
     @torch.no_grad()
     def _fill(self, tokens_BxL: torch.Tensor, labels_B: torch.Tensor, prefix: int, choose, use_cache: bool = True):
