@@ -42,6 +42,7 @@ class RunData:
     copies: np.ndarray  # how many times each image appears in the training set
     heldout_images: torch.Tensor
     heldout_labels: torch.Tensor
+    captions: np.ndarray | None = None  # str per training image, when labels are caption ids (captioned sets)
 
     @property
     def duplicated_ids(self) -> set:
@@ -120,8 +121,12 @@ def extraction(model: IARModel, data: RunData, cfg: ExtractConfig, out: Path | R
     is_dup_N = data.copies > 1
     rank_N = np.empty(len(is_dup_N))
     rank_N[res.order] = np.arange(len(is_dup_N))
-    table = res.table.assign(copies=data.copies[res.table["index"].to_numpy()])
+    rows = res.table["index"].to_numpy()
+    table = res.table.assign(copies=data.copies[rows])
+    if data.captions is not None:
+        table = table.assign(caption=data.captions[rows])
     write_text(out / "candidates.csv", table.to_csv(index=False))
+    write_text(out / "prefixes.csv", _prefixes(model, tr, table, res.prefix).to_csv(index=False))
     save_npy(out / "heldout_sim.npy", res.heldout_sim)
     report.plot_extraction(table, res.heldout_sim, res.threshold, out / "extraction.png", data.duplicated_ids)
     s = res.summary()
@@ -138,6 +143,15 @@ def extraction(model: IARModel, data: RunData, cfg: ExtractConfig, out: Path | R
         show(f"extraction ({model.arch}): {s['n_extracted']}/{s['n_candidates']} extracted",
              table.head(10)[["rank", "image_id", "copies", "tf_acc", "token_match", "pixel_sim", "extracted"]])
     return s
+
+
+def _prefixes(model: IARModel, tokens_NxL: torch.Tensor, table: pd.DataFrame, prefix: int) -> pd.DataFrame:
+    """What the attack gave each candidate: the revealed positions and their tokens (space-separated)."""
+    pos = model.revealed_mask(prefix).cpu().nonzero().flatten()
+    given = tokens_NxL[torch.tensor(table["index"].to_numpy())][:, pos].cpu()
+    keep = [c for c in ("rank", "image_id", "caption") if c in table.columns]
+    return table[keep].assign(positions=" ".join(map(str, pos.tolist())),
+                              tokens=[" ".join(map(str, row)) for row in given.tolist()])
 
 
 def load_units(model: IARModel, data: RunData, localize_dir: Path, progress: bool = True,

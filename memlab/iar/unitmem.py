@@ -55,7 +55,7 @@ class UnitStats:
         if name not in self.sums:
             self.sums[name] = torch.zeros(self.n_images, per_BxSxU.shape[1], per_BxSxU.shape[2],
                                           dtype=torch.float64)
-        self.sums[name].index_add_(0, self.index, per_BxSxU.double())
+        self.sums[name].index_add_(0, self.index, per_BxSxU.to(torch.float64).cpu())  # the model may be on a GPU
 
 
 def check_image_count(K: int) -> None:
