@@ -19,8 +19,8 @@ def register(iar_sub) -> None:
                                        "against its random-edit cloud at matched cost. Writes "
                                        "BASE/mitigations[-TAG] (mitigations.csv, verdicts.csv, pareto.png).")
     p.add_argument("run", metavar="BASE", help="the base IAR run (from `memlab iar train`)")
-    p.add_argument("--method", action="append", default=[], metavar="NAME=RUN", required=True,
-                   help="a mitigation run and the name it gets in the table; repeat for each")
+    p.add_argument("--method", action="append", default=[], metavar="NAME=RUN[,NAME=RUN...]", required=True,
+                   help="a mitigation run and the name it gets in the table; repeat, or separate with commas")
     p.add_argument("--edits", default=None, metavar="DIR",
                    help="a finished yardstick of BASE whose random cloud and unit edits the runs are set beside "
                         "(default BASE/yardstick, from `memlab iar ablate BASE --localizer unitmem`)")
@@ -31,7 +31,7 @@ def register(iar_sub) -> None:
 
 def parse_methods(given: list[str]) -> dict[str, Path]:
     runs: dict[str, Path] = {}
-    for item in given:
+    for item in (part for g in given for part in g.split(",")):
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
             raise UsageError(f"--method must be NAME=RUN, got {item!r}")

@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_flag(r, [s.name for s in SECTIONS])
     for section in SECTIONS:
         add_section(r, section)
+    r.add_argument("--only", default=None, metavar="GLOB[,GLOB...]",
+                   help="job specs: run only the jobs whose names match (and the jobs they need); the others "
+                        "stay for a later run of the same spec")
     r.add_argument("--json", action="store_true", help="print one JSON object (rows, failures, summary) on stdout")
     r.set_defaults(func=run_sweep_cmd)
     t = cmds.add_parser("template", help="print a commented example spec")
@@ -76,8 +79,9 @@ def run_jobs_cmd(args, runner, spec) -> int:
     from memlab.io import to_json
     from memlab.sweep.jobs import run_jobs
 
+    only = tuple(g for g in (args.only or "").split(",") if g)
     table = run_jobs(spec, args.out, backend=runner.backend, workers=runner.workers, address=runner.address,
-                     retry_failed=runner.retry_failed, resume=args.resume)
+                     retry_failed=runner.retry_failed, resume=args.resume, only=only)
     failed = table[table["status"] == "failed"]
     for _, row in table.iterrows():
         print(f"{row['job']:<40} {row['status']:<7} {row['wall_s']:>8.1f} s  {row['error']}", file=sys.stderr)
@@ -96,6 +100,10 @@ def run_sweep_cmd(args) -> int:
     runner = resolve(args, SECTIONS, toml=load_config_file(args))["runner"]
     check_backend(runner.backend, runner.address)  # before the spec: a missing Ray is the clearest message
     spec = _spec(args)
+    if args.only is not None and not isinstance(spec, JobSpec):
+        from memlab.errors import UsageError
+
+        raise UsageError("--only selects jobs of a job spec ([[job]] tables); a cell sweep runs whole")
     if isinstance(spec, JobSpec):
         if not runner.save_runs:
             from memlab.errors import UsageError

@@ -174,6 +174,8 @@ def _expand(entry: dict, defaults_of: dict, runs_dir: Path, index: int) -> list[
         needs = [_fill(a, values, where_j) for a in after]
 
         def resolved(value):
+            if isinstance(value, list):
+                return [resolved(v) for v in value]
             if not isinstance(value, str):
                 return value
 

@@ -99,12 +99,32 @@ def load_job_spec(raw: dict, out_dir: str | Path) -> JobSpec:
     return parse_job_spec(raw, Path(out_dir).resolve() / "runs")
 
 
+def selected(spec: JobSpec, only: tuple[str, ...]) -> set[str]:
+    """The jobs whose names match one of the `only` globs, and every job they need (transitively)."""
+    import fnmatch
+
+    names = {j.name for j in spec.jobs if any(fnmatch.fnmatchcase(j.name, g) for g in only)}
+    if not names:
+        from memlab.errors import UsageError
+
+        raise UsageError(f"--only {','.join(only)} matches no job; the jobs are named like {spec.jobs[0].name!r}")
+    needs = {j.name: j.needs for j in spec.jobs}
+    todo = list(names)
+    while todo:
+        for n in needs[todo.pop()]:
+            if n not in names:
+                names.add(n)
+                todo.append(n)
+    return names
+
+
 def run_jobs(spec: JobSpec, out_dir: str | Path, *, backend: str = "local", workers: int | None = None,
              address: str | None = None, retry_failed: bool = False, progress: bool = True, resume: bool = False,
-             launch: Launch = launch_memlab) -> pd.DataFrame:
+             only: tuple[str, ...] = (), launch: Launch = launch_memlab) -> pd.DataFrame:
     """Run (or continue) every job of `spec` into `out_dir`, wave by wave (a job waits for the jobs whose
-    run directories it reads); return the table, one row per job. Checked before the first write: the
-    backend, that `out_dir` holds nothing or this same spec."""
+    run directories it reads); return the table, one row per job. `only`: name globs; the matching jobs and
+    what they need run now, the others wait for a later call (the directory keeps the whole spec). Checked
+    before the first write: the backend, the globs, that `out_dir` holds nothing or this same spec."""
     from tqdm.auto import tqdm
 
     from memlab.errors import UsageError
@@ -115,6 +135,7 @@ def run_jobs(spec: JobSpec, out_dir: str | Path, *, backend: str = "local", work
     workers = workers or default_workers()
     if workers < 1:
         raise UsageError(f"--workers must be >= 1, got {workers}")
+    chosen = selected(spec, only) if only else {j.name for j in spec.jobs}
     root = Path(out_dir).resolve()
     rd, mode = RunDir.open(out_dir, KIND, resume=resume, continue_same=True)
     store = JobStore(root)
@@ -125,8 +146,8 @@ def run_jobs(spec: JobSpec, out_dir: str | Path, *, backend: str = "local", work
     rd.metrics_file.unlink(missing_ok=True)
     store.clean_tmp()
 
-    bar = tqdm(total=len(spec.jobs), desc=f"jobs {spec.name}", unit="job", file=sys.stderr, disable=not progress)
-    for wave in spec.levels():
+    bar = tqdm(total=len(chosen), desc=f"jobs {spec.name}", unit="job", file=sys.stderr, disable=not progress)
+    for wave in ([j for j in w if j.name in chosen] for w in spec.levels()):
         status = {n: store.cell_status(n) for n in (j.name for j in spec.jobs)}
         todo, blocked = [], []
         for j in wave:
@@ -150,5 +171,6 @@ def run_jobs(spec: JobSpec, out_dir: str | Path, *, backend: str = "local", work
     bar.close()
     table = store.consolidate()
     failed = int((table["status"] == "failed").sum()) if len(table) else 0
-    rd.finish({"jobs": len(table), "failed": failed})
+    if len(table) == len(spec.jobs):  # finished only when every job of the spec has run
+        rd.finish({"jobs": len(table), "failed": failed})
     return table

@@ -84,6 +84,15 @@ def test_job_template_is_printed_and_valid(capsys):
     assert len(spec.jobs) == 8 and len(spec.levels()) == 2
 
 
+def test_the_mitigations_acceptance_spec_is_valid():
+    from memlab.sweep.job_spec import check_memlab_argv
+
+    spec = parse_job_spec(tomllib.loads((Path(__file__).parents[2] / "settings" / "mitigations_8x8.toml").read_text()),
+                          RUNS, check_argv=check_memlab_argv)
+    score = [j for j in spec.jobs if j.name == "score-raster-s1"][0]
+    assert len(spec.levels()) == 4 and "unlearn-npo-raster-s1" in score.needs and "base-raster-s1" in score.needs
+
+
 # --- running ------------------------------------------------------------------------------------------
 
 LAUNCHED: list[list[str]] = []
@@ -181,3 +190,17 @@ def test_a_real_job_sweep_trains_and_localizes_and_resumes_from_its_own_spec(tmp
     assert main(["sweep", "run", "--resume", "--out", str(out), "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["failed"] == 0 and [r["wall_s"] for r in again["rows"]] == [r["wall_s"] for r in result["rows"]]
+
+
+def test_only_runs_the_matching_jobs_and_what_they_need_and_the_rest_later(tmp_path):
+    out = tmp_path / "jobs"
+    spec = parse_job_spec({"name": "t", "job": JOBS}, out.resolve() / "runs", check_argv=lambda j: None)
+    LAUNCHED.clear()
+    table = run_jobs(spec, out, workers=1, progress=False, launch=fake_launch, only=("uses-a",))
+    assert sorted(table["job"]) == ["a", "uses-a"] and len(LAUNCHED) == 2
+    assert not (out / "metrics.json").exists()  # not finished: two jobs of the spec have not run
+    with pytest.raises(UsageError, match="--only nothing-\\* matches no job"):
+        run_jobs(spec, out, workers=1, progress=False, launch=fake_launch, only=("nothing-*",))
+    LAUNCHED.clear()
+    table = run_jobs(spec, out, workers=1, progress=False, launch=fake_launch)
+    assert len(table) == 4 and len(LAUNCHED) == 1 and (out / "metrics.json").is_file()  # bad ran; uses-bad blocked
