@@ -293,7 +293,7 @@ def _metrics(model, inputs: Inputs, base: Baseline, final: dict, cfg, step: int,
     row = {"epoch": epoch, "train_acc": float(acc_N.mean()), "heldout_nll": final["heldout_nll"],
            "target_acc": float(acc_T.mean())}
     return {"model": [row], "final": {"tokenizer": {}, "model": row}, "memorized_acc": None, "memorized_epoch": None,
-            "checkpoints": [],
+            "checkpoints": [], "seconds": train_seconds, "steps": step,  # the compute, where the scoreboard reads it
             "unlearn": {"method": cfg.method, "steps": step, "stopped": stopped, "train_seconds": train_seconds,
                         "eval_seconds": float(sum(r["eval_seconds"] for r in rows)), "points": len(rows),
                         "threshold": base.threshold, "prefix": base.prefix,
