@@ -209,10 +209,33 @@ def _split(n_avail: int, n_train: int, n_heldout: int, seed: int, name: str) -> 
     return np.sort(perm[:n_train]), np.sort(perm[n_train:n_train + n_heldout])
 
 
+def _planted_copies(n_train: int, duplicates: int, n_duplicated: int, graded: tuple[int, ...], graded_size: int,
+                    graded_start: int) -> np.ndarray:
+    """Copies of each of the n_train training images in total (1: seen once)."""
+    copies = np.ones(n_train, dtype=np.int64)
+    if graded:
+        if duplicates > 1 and n_duplicated > 0:
+            raise DataError("graded duplication replaces duplicates / n_duplicated: give one or the other")
+        require_positive_int("graded_size", graded_size)
+        if any(not isinstance(c, (int, np.integer)) or c < 1 for c in graded):
+            raise DataError(f"graded copy counts must be integers >= 1, got {list(graded)}")
+        end = graded_start + len(graded) * graded_size
+        if not isinstance(graded_start, (int, np.integer)) or graded_start < 0 or end > n_train:
+            raise DataError(f"graded groups need graded_start >= 0 and graded_start + {len(graded)} x graded_size "
+                            f"<= n_train={n_train}, got {graded_start} + {len(graded)} x {graded_size} = {end}")
+        copies[graded_start:end] = np.repeat(np.asarray(graded, dtype=np.int64), graded_size)
+    elif duplicates > 1:
+        copies[:n_duplicated] = duplicates
+    return copies
+
+
 def load_image_set(spec: str, *, size: int = 16, n_train: int = 256, n_heldout: int = 64, seed: int = 0,
-                   duplicates: int = 1, n_duplicated: int = 0) -> ImageSet:
+                   duplicates: int = 1, n_duplicated: int = 0, graded: tuple[int, ...] = (),
+                   graded_size: int = 8, graded_start: int = 0) -> ImageSet:
     """Build the image set `spec` names. `duplicates` r >= 1 repeats the first `n_duplicated` training
-    images r times in total (planted memorization); r = 1 plants nothing."""
+    images r times in total (planted memorization); r = 1 plants nothing. `graded` (copy counts, e.g.
+    1, 2, 4, 8, 16) plants graded duplication instead: group g, the `graded_size` training images from
+    `graded_start + g * graded_size` on, appears graded[g] times in total."""
     require_positive_int("size", size)
     require_positive_int("n_train", n_train)
     require_positive_int("n_heldout", n_heldout)
@@ -241,9 +264,10 @@ def load_image_set(spec: str, *, size: int = 16, n_train: int = 256, n_heldout: 
         raise DataError(f"unknown image set {spec!r}; allowed: {', '.join(SOURCES)}")
     tr, ho = _split(len(imgs), n_train, n_heldout, seed, spec)
     train, train_lab, train_ids = imgs[tr], labels[tr], [ids[i] for i in tr]
-    if duplicates > 1 and n_duplicated > 0:
-        extra = np.repeat(np.arange(n_duplicated), duplicates - 1)
-        copy_no = np.tile(np.arange(1, duplicates), n_duplicated)
+    copies = _planted_copies(n_train, duplicates, n_duplicated, tuple(graded), graded_size, graded_start)
+    if (copies > 1).any():
+        extra = np.repeat(np.arange(n_train), copies - 1)
+        copy_no = np.concatenate([np.arange(1, c) for c in copies])
         train = np.concatenate([train, train[extra]])
         train_lab = np.concatenate([train_lab, train_lab[extra]])
         train_ids = train_ids + [f"{train_ids[i]}#copy{r}" for i, r in zip(extra, copy_no)]

@@ -16,7 +16,8 @@ def load_images(cfg: ImageDataConfig):
 
     try:
         return load_image_set(cfg.data, size=cfg.size, n_train=cfg.n_train, n_heldout=cfg.n_heldout,
-                              seed=cfg.seed, duplicates=cfg.duplicates, n_duplicated=cfg.n_duplicated)
+                              seed=cfg.seed, duplicates=cfg.duplicates, n_duplicated=cfg.n_duplicated,
+                              graded=cfg.graded, graded_size=cfg.graded_size, graded_start=cfg.graded_start)
     except synthetic.DataError as e:
         raise UsageError(str(e)) from None
 

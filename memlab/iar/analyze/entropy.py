@@ -1,0 +1,104 @@
+"""The entropy-memorization law (Huang et al.) on IAR tokens.
+
+Per image: the empirical entropy of its token counts (whole sequence; per scale for next-scale models) beside
+its memorization score. Per group: bin the images by memorization score (equal-width bins over [0, 1]), pool
+the tokens of each bin and take the entropy of that pooled distribution (the paper's group entropy); fit the
+bins' mean score against their group entropy. Both fits report slope, intercept and Pearson r, each with a
+bootstrap interval over images (bins are rebuilt in every resample)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from memlab.iar.analyze.context import Context, Result, bootstrap_many
+from memlab.iar.analyze.scores import group_entropy, token_entropy
+
+
+def linear_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """(slope, intercept, Pearson r) of y on x; NaN where x or y is constant or there are under 3 points."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan"), float("nan"), float("nan")
+    res = stats.linregress(x, y)
+    return float(res.slope), float(res.intercept), float(res.rvalue)
+
+
+def score_bins(scores_B: np.ndarray, n_bins: int) -> np.ndarray:
+    """Bin index of each score in n_bins equal-width bins over [0, 1] (a score of 1 in the last bin)."""
+    return np.clip((np.asarray(scores_B) * n_bins).astype(int), 0, n_bins - 1)
+
+
+def group_table(tokens_BxN: np.ndarray, scores_B: np.ndarray, vocab: int, n_bins: int, min_bin: int) -> pd.DataFrame:
+    """One row per bin with at least `min_bin` images: bin, n_images, mean score, group entropy (nats)."""
+    b = score_bins(scores_B, n_bins)
+    ent = group_entropy(tokens_BxN, b, vocab)
+    rows = [{"bin": int(k), "lo": k / n_bins, "hi": (k + 1) / n_bins, "n_images": int((b == k).sum()),
+             "score": float(np.mean(scores_B[b == k])), "group_entropy": float(ent[k])}
+            for k in ent.index if (b == k).sum() >= min_bin]
+    return pd.DataFrame(rows, columns=["bin", "lo", "hi", "n_images", "score", "group_entropy"])
+
+
+def _fits(ctx: Context, tokens: np.ndarray, scores: np.ndarray, ent: np.ndarray, what: str, salt: int) -> list[dict]:
+    cfg, V = ctx.cfg, ctx.model.vocab_size
+
+    def group_fit(t, s):
+        g = group_table(t, s, V, cfg.n_bins, cfg.min_bin)
+        return linear_fit(g["group_entropy"], g["score"])
+
+    out = []
+    for law, fit, arrays in (("per image", lambda e, s: linear_fit(e, s), (ent, scores)),
+                             ("group", group_fit, (tokens, scores))):
+        slope, icpt, r = fit(*arrays)
+        row = {"tokens": what, "law": law, "slope": slope, "intercept": icpt, "r": r}
+        lo, hi = bootstrap_many(fit, arrays, cfg.n_boot, cfg.level, ctx.rng(salt + len(out)))
+        for k, name in enumerate(("slope", "intercept", "r")):
+            row[f"{name}_lo"], row[f"{name}_hi"] = float(lo[k]), float(hi[k])
+        row["n_points"] = len(group_table(tokens, scores, V, cfg.n_bins, cfg.min_bin)) if law == "group" else len(scores)
+        out.append(row)
+    return out
+
+
+def analyze(ctx: Context) -> Result:
+    s = ctx.train_scores
+    tokens = ctx.train_tokens.cpu().numpy()
+    scores, V = s["edit_score"].to_numpy(), ctx.model.vocab_size
+    fits = _fits(ctx, tokens, scores, s["entropy"].to_numpy(), "all", 100)
+    slices = ctx.model.scale_slices()
+    ent_cols = {}
+    if len(slices) > 1:  # per scale: that scale's token entropy against that scale's score
+        for k, sl in enumerate(slices):
+            if f"edit_s{k}" not in s:
+                continue
+            ent_cols[f"entropy_s{k}"] = token_entropy(tokens[:, sl], V)
+            fits += _fits(ctx, tokens[:, sl], s[f"edit_s{k}"].to_numpy(), ent_cols[f"entropy_s{k}"], f"scale {k}",
+                          200 + 10 * k)
+    groups = group_table(tokens, scores, V, ctx.cfg.n_bins, ctx.cfg.min_bin)
+    fit_df = pd.DataFrame(fits)
+    per_image = s[["image_id", "copies", "edit_score", "token_match", "entropy"]].assign(**ent_cols)
+    main = fit_df[(fit_df["tokens"] == "all")].set_index("law")
+    summary = {law: {k: float(main.loc[law, k]) for k in ("slope", "slope_lo", "slope_hi", "r", "r_lo", "r_hi")}
+               | {"n_points": int(main.loc[law, "n_points"])} for law in main.index}
+    return Result(tables={"entropy_fits": fit_df, "entropy_groups": groups, "entropy_images": per_image},
+                  figures={"entropy": _figure(per_image, groups, main, ctx.model.arch)}, summary=summary)
+
+
+def _figure(per_image: pd.DataFrame, groups: pd.DataFrame, main: pd.DataFrame, arch: str):
+    from memlab.io import new_figure
+
+    fig, (a, b) = new_figure((10, 3.8), 1, 2)
+    a.scatter(per_image["entropy"], per_image["edit_score"], s=10, alpha=0.6)
+    b.scatter(groups["group_entropy"], groups["score"], s=10 + 3 * groups["n_images"], alpha=0.8)
+    for ax, law, x in ((a, "per image", per_image["entropy"]), (b, "group", groups["group_entropy"])):
+        row = main.loc[law]
+        if np.isfinite(row["slope"]) and len(x):
+            xs = np.linspace(x.min(), x.max(), 20)
+            ax.plot(xs, row["intercept"] + row["slope"] * xs, "k--", lw=1)
+        ax.set_title(f"{law}: slope {row['slope']:.3g} [{row['slope_lo']:.3g}, {row['slope_hi']:.3g}], "
+                     f"r {row['r']:.2f} [{row['r_lo']:.2f}, {row['r_hi']:.2f}]", fontsize=8)
+        ax.set_ylabel("memorization score (1 - normalized edit distance)")
+    a.set_xlabel("token entropy of the image (nats)")
+    b.set_xlabel("group entropy of the score bin (nats; marker size: images)")
+    fig.suptitle(f"{arch}: the entropy-memorization law on IAR tokens", fontsize=9)
+    return fig
