@@ -1,8 +1,8 @@
-"""A tiny random aMUSEd pipeline built on the spot (no hub): a VQModel with a 16-code book on a 4 x 4 latent grid
-of 16 x 16 images, a two-layer UVit2DModel, a two-layer CLIP text encoder and a CLIPTokenizer made from a
-vocabulary and merges written here. `save_tiny_pipeline(dir)` writes it with AmusedPipeline.save_pretrained
-(the layout a real amused-256 download has); `caption_folder(dir)` writes an image set of a folder and a
-captions file."""
+"""A tiny random aMUSEd pipeline built on the spot, for tests, benchmarks and trying the commands (nothing comes
+from a hub): a VQModel with a 16-code book on a 4 x 4 latent grid of 16 x 16 images, a two-layer UVit2DModel, a
+two-layer CLIP text encoder and a CLIPTokenizer made from a vocabulary and merges written here.
+`save_tiny_pipeline(dir)` writes it with AmusedPipeline.save_pretrained (the layout of a real amused-256
+download); `caption_folder(dir)` writes a captioned image set (PNG files and captions.jsonl)."""
 
 from __future__ import annotations
 
@@ -31,9 +31,11 @@ def _clip_tokenizer(where: Path):
     return CLIPTokenizer(str(where / "vocab.json"), str(where / "merges.txt"), model_max_length=TEXT_LEN)
 
 
-def tiny_components(scratch: Path, seed: int = 0) -> dict:
+def tiny_components(seed: int = 0) -> dict:
     """The five pipeline components, weights drawn from `seed` (moved off their initialisation so that a
     silent re-initialisation on load would show)."""
+    import tempfile
+
     from diffusers import AmusedScheduler, UVit2DModel, VQModel
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
@@ -43,7 +45,8 @@ def tiny_components(scratch: Path, seed: int = 0) -> dict:
                         up_block_types=("UpDecoderBlock2D",) * 3, layers_per_block=1, latent_channels=4,
                         num_vq_embeddings=CODEBOOK, norm_num_groups=4, sample_size=16, lookup_from_codebook=True,
                         force_upcast=True)
-        tok = _clip_tokenizer(scratch / "tok-src")
+        with tempfile.TemporaryDirectory() as scratch:  # the tokenizer reads its files when it is built
+            tok = _clip_tokenizer(Path(scratch))
         text = CLIPTextModelWithProjection(CLIPTextConfig(
             vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
             max_position_embeddings=TEXT_LEN, projection_dim=12, bos_token_id=0, eos_token_id=1, pad_token_id=1))
@@ -65,7 +68,7 @@ def save_tiny_pipeline(out: Path, seed: int = 0) -> dict:
     """AmusedPipeline(...).save_pretrained(out); -> the components (in memory, for comparisons)."""
     from diffusers import AmusedPipeline
 
-    parts = tiny_components(Path(out).parent / f".{Path(out).name}-scratch", seed)
+    parts = tiny_components(seed)
     AmusedPipeline(**parts).save_pretrained(out)
     return parts
 
