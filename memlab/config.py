@@ -13,7 +13,7 @@ from memlab.errors import FieldError, UsageError, check_choice, check_float, che
 from memlab.options import Section, option
 from memlab.options import from_dict as options_from_dict
 
-DATASETS = ("gmm", "templates")
+DATASETS = ("gmm", "lowrank-gmm", "templates")
 
 
 @dataclass(frozen=True)
@@ -21,11 +21,14 @@ class DataConfig:
     """Which synthetic dataset, its size and its ground-truth parameters."""
 
     dataset: str = option("gmm", "synthetic dataset", flag="--data", choices=DATASETS)
-    dim: int = option(30, "GMM dimension d (gmm only)")
+    dim: int = option(30, "dimension d (gmm, lowrank-gmm)")
     components: int = option(4, "mixture components K")
     n_train: int = option(100, "training-set size N")
     n_test: int = option(1000, "test-set size")
-    variance: float = option(1.0, "GMM variance s2, or the templates' colour variance s_c^2")
+    variance: float = option(1.0, "GMM variance s2 (lowrank-gmm: along each subspace), or the templates' colour "
+                                  "variance s_c^2")
+    rank: int = option(3, "subspace rank r of each component (lowrank-gmm only)")
+    noise: float = option(0.0, "isotropic noise variance tau^2 added to every sample (lowrank-gmm only)")
     template_source: str = option("procedural", "templates: procedural, digits (scikit-learn), or a .npy/.npz "
                                                 "file of (n,H,W) arrays")
     height: int = option(15, "template height (procedural/digits)", unit="pixels")
@@ -34,10 +37,13 @@ class DataConfig:
 
     def __post_init__(self):
         check_choice("dataset", self.dataset, DATASETS)
-        for name in ("dim", "components", "n_train", "n_test", "height", "width"):
+        for name in ("dim", "components", "n_train", "n_test", "height", "width", "rank"):
             check_int(name, getattr(self, name), 1)
         check_int("seed", self.seed, 0)
         check_float("variance", self.variance, 0.0, lo_open=True)
+        check_float("noise", self.noise, 0.0)
+        if self.dataset == "lowrank-gmm" and self.rank > self.dim:
+            raise FieldError("rank", f"must be <= dim ({self.dim}), got {self.rank}")
         if self.components > self.n_train:
             raise FieldError("components", f"must be <= n_train ({self.n_train}), got {self.components}")
         if self.dataset == "templates" and self.template_source not in ("procedural", "digits"):
@@ -60,6 +66,9 @@ def load_dataset(cfg: DataConfig):
     try:
         if cfg.dataset == "gmm":
             return synthetic.make_gmm(cfg.dim, cfg.components, cfg.n_train, cfg.n_test, cfg.variance, cfg.seed)
+        if cfg.dataset == "lowrank-gmm":
+            return synthetic.make_lowrank_gmm(cfg.dim, cfg.components, cfg.rank, cfg.n_train, cfg.n_test,
+                                              cfg.variance, cfg.noise, cfg.seed)
         return synthetic.make_templates(cfg.components, cfg.n_train, cfg.n_test, cfg.variance, cfg.template_source,
                                         cfg.height, cfg.width, seed=cfg.seed)
     except synthetic.DataError as e:

@@ -2,7 +2,8 @@
 
 - `memorizing`: posterior mean of the empirical distribution of the training points (theta_mem); applied to
   a subset of M points it is theta_pmem(M).
-- `gmm_posterior_mean` / `template_posterior_mean`: posterior mean of the true distribution (theta_star).
+- `gmm_posterior_mean` / `template_posterior_mean` (and `lowrank.lowrank_posterior_mean` for the low-rank
+  GMM): posterior mean of the true distribution (theta_star).
 All use log-sum-exp softmax; pass float64 arrays inside `with precision.x64():` for double precision.
 """
 
@@ -14,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from memlab.diffusion.lowrank import lowrank_star
 from memlab.diffusion.process import alpha, sigma
 
 Denoiser = Callable[[jax.Array, jax.Array], jax.Array]  # (x_t_BxD, t) -> x0_hat_BxD
@@ -105,7 +107,7 @@ def _template_star(truth, dtype) -> Denoiser:
     return lambda x, t: template_posterior_mean(x, t, temps, mu, s2, logw)
 
 
-_STAR = {"GMMTruth": _gmm_star, "TemplateTruth": _template_star}
+_STAR = {"GMMTruth": _gmm_star, "TemplateTruth": _template_star, "LowRankGMMTruth": lowrank_star}
 
 
 def memorizing_denoiser(points_NxD, dtype=jnp.float32) -> Denoiser:

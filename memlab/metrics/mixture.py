@@ -3,9 +3,10 @@ neither; and the learned (shared) variance.
 
 A learned mean is "near a training point" when it passes the memorization test against the training
 set (d1 < d2/3) and is closer to that point than to any true mean; otherwise "near a true mean" when its
-distance to the nearest true mean is below `true_frac` times sqrt(d s2), the typical distance of a sample
-from its own mean; otherwise "neither". For templates the component mean image is colour (outer)
-template and "near a true mean" compares templates by |cosine| (colour means are often all zero)."""
+distance to the nearest true mean is below `true_frac` times sqrt(tr Sigma) (sqrt(d s2) for the GMM), the
+typical distance of a sample from its own mean; otherwise "neither". For templates the component mean
+image is colour (outer) template and "near a true mean" compares templates by |cosine| (colour means are
+often all zero)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ def gmm_diagnostics(means_MxD, variance: float, train_NxD, truth, true_frac: flo
     d1, d2, _ = nearest_two(means, train_NxD)
     to_true_M = np.sqrt(((means[:, None] - true_KxD[None]) ** 2).sum(-1)).min(1)
     near_train = (d1 < THRESHOLD * d2) & (d1 < to_true_M)
-    near_true = to_true_M < true_frac * np.sqrt(truth.dim * truth.variance)
+    # sqrt(tr Sigma): sqrt(d s2) for the isotropic GMM, sqrt(r s2 + d tau^2) for the low-rank GMM
+    within = float(truth.weights_K @ truth.within_eigenvalues().sum(axis=1))
+    near_true = to_true_M < true_frac * np.sqrt(within)
     return {**_counts(near_train, near_true), "learned_variance": float(variance),
             "true_variance": float(truth.variance),
             "mean_distance_to_true": float(to_true_M.mean())}

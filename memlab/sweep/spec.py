@@ -21,7 +21,9 @@ from memlab.options import option
 MODELS = networks.NAMES
 UNITS = ("fraction", "absolute")
 SECTIONS = ("name", "data", "model", "seeds", "train", "sampling", "refine", "predict")
-DATA_AXES = ("dim", "components", "n_train", "variance", "seed")  # may be lists (grid axes)
+# may be lists (grid axes); the low-rank GMM's rank and noise are one value per sweep (the phase tables and
+# the time-axis series are keyed by the columns of these axes)
+DATA_AXES = ("dim", "components", "n_train", "variance", "seed")
 RESERVED_TRAIN = ("model", "size", "depth", "seeds")  # set by the sweep, not by [train]
 
 
@@ -68,15 +70,28 @@ class Cell:
     @property
     def cell_id(self) -> str:
         # The stage is not part of the identity: a size is the same run whichever round asked for it.
-        return _digest({"data": dataclasses.asdict(self.data), "train": self.train})
+        return _digest({"data": data_fields(self.data), "train": self.train})
 
 
 def _digest(obj) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+LOWRANK_ONLY = ("rank", "noise")  # DataConfig fields that only the low-rank GMM reads
+
+
+def data_fields(cfg: DataConfig) -> dict:
+    """The data config as hashed into cell ids and data keys: without the low-rank GMM's own fields for the
+    other datasets, so that cells of sweeps from before those fields existed keep their ids."""
+    d = dataclasses.asdict(cfg)
+    if cfg.dataset != "lowrank-gmm":
+        for name in LOWRANK_ONLY:
+            d.pop(name)
+    return d
+
+
 def data_key(cfg: DataConfig) -> str:
-    return _digest(dataclasses.asdict(cfg))
+    return _digest(data_fields(cfg))
 
 
 def _table(raw: dict, key: str) -> dict:
@@ -110,6 +125,9 @@ def parse_data(table: dict) -> tuple[DataConfig, ...]:
     unknown = sorted(set(table) - names)
     if unknown:
         raise UsageError(f"unknown key {unknown[0]!r} in [data]; allowed: {', '.join(sorted(names))}")
+    for k in LOWRANK_ONLY:
+        if isinstance(table.get(k), list):
+            raise UsageError(f"data.{k} must be one value per sweep (not a grid axis), got {table[k]!r}")
     axes = {k: _as_list(f"data.{k}", table[k], float if k == "variance" else int) for k in DATA_AXES if k in table}
     fixed = {k: v for k, v in table.items() if k not in axes}
     configs = []

@@ -11,13 +11,15 @@ name = "gmm-d30-k4"
 # are their Cartesian product. Each data configuration gets its own training set (drawn from `seed`),
 # shared by every model size and training seed, and its own predicted crossover M*/N.
 [data]
-dataset = "gmm"                  # gmm | templates
-dim = 30                         # GMM dimension d (ignored by templates)
+dataset = "gmm"                  # gmm | lowrank-gmm | templates
+dim = 30                         # dimension d (ignored by templates)
 components = 4                   # K
 n_train = 100                    # N; a list such as [50, 100, 200] gives the N-by-M/N phase diagram
 variance = 1.0                   # s2 (gmm) or colour variance s_c^2 (templates)
 n_test = 1000
 seed = 0                         # data draw
+# rank = 3                       # lowrank-gmm: subspace rank r of each component (one value per sweep)
+# noise = 0.0                    # lowrank-gmm: isotropic noise variance tau^2 (one value per sweep)
 # template_source = "procedural" # templates: procedural | digits | path to a .npy/.npz of (n, H, W)
 # height = 15
 # width = 15

@@ -41,7 +41,7 @@ def test_data_grid_is_the_cartesian_product_and_sizes_scale_with_n(tmp_path):
 
 @pytest.mark.parametrize("over, message", [
     ({"colour": 1}, "unknown key 'colour' in sweep spec"),
-    ({"data": {"dataset": "mnist"}}, "unknown dataset 'mnist'; allowed: gmm, templates"),
+    ({"data": {"dataset": "mnist"}}, "unknown dataset 'mnist'; allowed: gmm, lowrank-gmm, templates"),
     ({"data": {"dim": 5, "frobs": 2}}, "unknown key 'frobs' in [data]"),
     ({"data": {"dim": 5, "components": 30, "n_train": 20}}, "components must be <= n_train"),
     ({"data": {"dim": []}}, "data.dim must not be an empty list"),
