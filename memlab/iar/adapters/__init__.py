@@ -34,3 +34,14 @@ def is_external(args) -> bool:
         return True
     run = Path(vars(args).get("run") or "")
     return run.is_dir() and kind_of(run) == KIND
+
+
+def check_model_flags(args) -> None:
+    """External-model flags on a memlab run are a mistake, not something to ignore: one line naming the flag."""
+    if is_external(args):
+        return
+    a = vars(args)
+    for name in ("images", "captions", "device", "precision", "reveal_seed", "generate_steps", "guidance"):
+        if a.get(name) is not None:
+            raise UsageError(f"--{name.replace('_', '-')} is an option of external models (--model diffusers:PATH); "
+                             f"{a.get('run')} is a memlab run")
