@@ -293,3 +293,51 @@ def test_tiny_components_are_seeded():
     a, b, c = tiny_components(seed=3), tiny_components(seed=3), tiny_components(seed=4)
     assert all(torch.equal(p, q) for p, q in zip(a["transformer"].parameters(), b["transformer"].parameters()))
     assert not torch.equal(next(a["transformer"].parameters()), next(c["transformer"].parameters()))
+
+
+def test_bf16_runs_the_transformer_and_text_encoder_in_half_precision_and_keeps_the_tokens(saved, model):
+    """The half-precision path a GPU takes (fp16 there), checked on the CPU in bfloat16: the VQModel stays float32,
+    so tokens and decoded pixels are the same; logits agree with float32 to bfloat16 accuracy."""
+    from memlab.iar.adapters.loading import load_amused
+    from memlab.iar.adapters.pipeline_dir import check_pipeline_dir
+
+    half = load_amused(check_pipeline_dir(saved[0]), dtype=torch.bfloat16, generate_steps=4)
+    half.set_captions(model.captions)
+    assert next(half.uvit.parameters()).dtype == torch.bfloat16 and half.cond_hidden_CxTxD.dtype == torch.bfloat16
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    t, y = model.tokenize(x), torch.tensor([0, 2])
+    assert torch.equal(half.tokenize(x), t) and torch.equal(half.decode(t), model.decode(t))
+    with torch.no_grad():
+        full, low = model.teacher_forced_logits(t, y), half.teacher_forced_logits(t, y).float()
+    scored = model.scored_positions()
+    err = (low - full)[:, scored].abs().max() / full[:, scored].abs().max()
+    assert 0 < err < 0.05, float(err)
+    assert half.continue_greedy(t, y, 4).shape == t.shape
+
+
+def test_fp16_variant_directories_load(saved, tmp_path):
+    """A directory saved with variant="fp16" (as the hub's amused-256 fp16 download) holds *.fp16.safetensors."""
+    from diffusers import AmusedPipeline
+
+    from memlab.iar.adapters.loading import load_amused
+    from memlab.iar.adapters.pipeline_dir import check_pipeline_dir
+
+    AmusedPipeline(**saved[1]).save_pretrained(tmp_path / "pipe16", variant="fp16")
+    pdir = check_pipeline_dir(tmp_path / "pipe16")
+    assert pdir.variants == {"vqvae": "fp16", "transformer": "fp16", "text_encoder": "fp16"}
+    m = load_amused(pdir)
+    for a, b in zip(m.uvit.parameters(), saved[1]["transformer"].parameters()):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--device", "tpu"], "unknown --device 'tpu'; allowed: auto, cpu, cuda, cuda:N"),
+    (["--device", "cpu", "--precision", "fp16"], "--precision fp16 needs a GPU"),
+    (["--guidance", "0.5"], "--guidance must be"),
+    (["--generate-steps", "0"], "--generate-steps must be an integer >= 1"),
+] + ([] if torch.cuda.is_available() else [(["--device", "cuda"], "no CUDA device is available here")]))
+def test_bad_device_precision_and_sampling_options_exit_2(saved, tmp_path, capsys, extra, needle):
+    run = tmp_path / "run"
+    _one_line_error(capsys, main(["iar", "localize", str(run), "--model", f"diffusers:{saved[0]}", "--images",
+                                  str(saved[2]), *extra]), needle)
+    assert not run.exists()
