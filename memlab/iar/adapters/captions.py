@@ -118,21 +118,29 @@ def load_image(path: Path, side: int) -> np.ndarray:
         raise UsageError(f"cannot read the image {path}: {e}") from None
 
 
-def caption_run_data(cs: CaptionSet, side: int):
+def caption_run_data(cs: CaptionSet, side: int, progress: bool = True):
     """-> (RunData with captions, captions list): images at side x side, labels = caption ids (train rows
-    first, then held-out rows)."""
+    first, then held-out rows). A progress bar on stderr while the images are read."""
     import torch
+    from tqdm.auto import tqdm
 
     from memlab.iar.pipeline import RunData
 
     train, held = cs.split("train"), cs.split("heldout")
+    bar = tqdm(total=len(cs.rows), desc="images", unit="img", disable=not progress or len(cs.rows) < 256)
 
     def tensor(rows):
-        arr = np.stack([load_image(cs.folder / r.file, side) for r in rows])
+        images = []
+        for r in rows:
+            images.append(load_image(cs.folder / r.file, side))
+            bar.update(1)
+        arr = np.stack(images)
         return torch.from_numpy(np.ascontiguousarray(arr.transpose(0, 3, 1, 2)))
 
+    train_x, held_x = tensor(train), tensor(held)
+    bar.close()
     texts = [r.caption for r in (*train, *held)]
-    data = RunData(tensor(train), torch.arange(len(train)), np.array([r.file for r in train]),
-                   np.array([r.copies for r in train]), tensor(held), torch.arange(len(train), len(texts)),
+    data = RunData(train_x, torch.arange(len(train)), np.array([r.file for r in train]),
+                   np.array([r.copies for r in train]), held_x, torch.arange(len(train), len(texts)),
                    captions=np.array(texts[:len(train)], dtype=object))
     return data, texts
