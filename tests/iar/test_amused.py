@@ -341,3 +341,32 @@ def test_bad_device_precision_and_sampling_options_exit_2(saved, tmp_path, capsy
     _one_line_error(capsys, main(["iar", "localize", str(run), "--model", f"diffusers:{saved[0]}", "--images",
                                   str(saved[2]), *extra]), needle)
     assert not run.exists()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_a_gpu_in_fp16_the_commands_run_and_agree_with_the_cpu(saved, model, work, tmp_path):
+    """The GPU path (not run in the session that wrote it: no GPU was lent): fp16 transformer and text encoder,
+    float32 VQModel; the same tokens as on the CPU, logits within fp16 accuracy; the commands end to end."""
+    from memlab.iar.adapters.loading import load_amused
+    from memlab.iar.adapters.pipeline_dir import check_pipeline_dir
+
+    gpu = load_amused(check_pipeline_dir(saved[0]), device="cuda", dtype=torch.float16, generate_steps=4)
+    gpu.set_captions(model.captions)
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    t, y = model.tokenize(x), torch.tensor([0, 1])
+    assert torch.equal(gpu.tokenize(x), t) and t.device.type == "cpu"
+    with torch.no_grad():
+        low = gpu.teacher_forced_logits(t, y)
+        full = model.teacher_forced_logits(t, y)
+    assert low.device.type == "cpu"
+    scored = model.scored_positions()
+    assert ((low.float() - full)[:, scored].abs().max() / full[:, scored].abs().max()) < 0.02
+    assert torch.equal(gpu.generate(y, [1, 2])[1:], gpu.generate(y[1:], [2]))
+    run = tmp_path / "run"
+    base = ["--model", f"diffusers:{saved[0]}", "--images", str(saved[2]), "--device", "cuda"]
+    assert main(["iar", "localize", str(run), *base]) == 0
+    assert main(["iar", "extract", str(run), "--device", "cuda", "--candidates", "4"]) == 0
+    assert main(["iar", "ablate", str(run), "--device", "cuda", "--localizer", "integrated-gradients", "--ks", "10",
+                 "--factors", "0", "--cloud-ks", "10", "--n-draws", "5", "--n-samples", "8", "--n-boot", "50",
+                 "--candidates", "4", "--targets", "img0.png,img1.png"]) == 0
