@@ -64,6 +64,9 @@ def _predict_with_progress(data, cfg, dataset) -> dict:
     from rich.progress import Progress
 
     from memlab.crossover.predict import predict
+    from memlab.diffusion.compile_cache import enable_compilation_cache
+
+    enable_compilation_cache()  # a later prediction of the same shapes loads its program instead of compiling
 
     with Progress(transient=True, console=_stderr_console()) as bar:
         task = bar.add_task("Monte Carlo losses over noise levels", total=cfg.time_points)

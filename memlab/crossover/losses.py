@@ -71,41 +71,78 @@ def _segments(m_G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(valid, pos, 0), valid
 
 
-@partial(jax.jit, static_argnames=("star_fn", "chunk"))
-def _losses_one_perm(x0_BxD, eps_BxD, t, points_NxD, sq_norms_N, idx_GxL, valid_GxL, star_fn, chunk):
-    """Squared x0 errors at one t for B queries (B a multiple of `chunk`): theta_mem (B), theta_star (B), and
-    theta_pmem over every prefix of one permutation (G x B). Chunks keep the running sums in cache."""
-    Xb_GxLxD = points_NxD[idx_GxL]
-    neg_inf = jnp.array(-jnp.inf, x0_BxD.dtype)
-    D = x0_BxD.shape[1]
+def _prefix_losses(x0_CxD, logits_CxN, idx_GxL, valid_GxL, points_NxD, unroll):
+    """Squared x0 errors of theta_pmem over every prefix of one permutation for C queries (G x C): running
+    softmax numerators S and normalizers Z over the segments, kept relative to the running maximum logit
+    m (ca = exp(m_old - m_new) <= 1; the prefix's best point has weight exactly 1, so Z >= 1)."""
+    neg_inf = jnp.array(-jnp.inf, x0_CxD.dtype)
+    C, D = x0_CxD.shape
+    l_GxCxL = jnp.where(valid_GxL[:, None, :], logits_CxN[:, idx_GxL].transpose(1, 0, 2), neg_inf)
 
-    def one_chunk(args):
-        x0_CxD, eps_CxD = args
+    def step(carry, xs):
+        m_C, S_CxD, Z_C = carry
+        l_CxL, Xb_LxD = xs
+        m_new = jnp.maximum(m_C, jnp.max(l_CxL, axis=1))
+        e_CxL = jnp.exp(l_CxL - m_new[:, None])
+        ca_C = jnp.exp(m_C - m_new)
+        S_CxD = S_CxD * ca_C[:, None] + e_CxL @ Xb_LxD
+        Z_C = Z_C * ca_C + jnp.sum(e_CxL, axis=1)
+        return (m_new, S_CxD, Z_C), jnp.sum((S_CxD / Z_C[:, None] - x0_CxD) ** 2, axis=1)
+
+    init = (jnp.full((C,), neg_inf), jnp.zeros((C, D), x0_CxD.dtype), jnp.zeros((C,), x0_CxD.dtype))
+    return jax.lax.scan(step, init, (l_GxCxL, points_NxD[idx_GxL]), unroll=unroll)[1]
+
+
+def query_layout(n: int, draws: int, repeats: int, chunk: int) -> tuple[int, int, int]:
+    """(R, chunk, chunks): each permutation's queries are its N x R (point, draw) pairs, R = ceil(draws / P)
+    (a permutation with fewer draws masks its last), padded to `chunks` even chunks of at most `chunk`."""
+    R = -(-draws // repeats)
+    n_chunks = -(-(n * R) // chunk)
+    return R, -(-(n * R) // n_chunks), n_chunks
+
+
+@partial(jax.jit, static_argnames=("draws", "chunk", "unroll"))
+def _losses_at_t(key_t, t, points_NxD, idx_PxGxL, valid_GxL, star, draws: int, chunk: int, unroll=1):
+    """Every loss at one noise level in one program: the noise draws, then per permutation and per chunk of
+    its queries the logits (once), theta_mem, theta_star and the prefix losses. Returns the mean over draws
+    of theta_mem (N), theta_star (N) and theta_pmem per permutation (P x G x N); x0 units.
+    Draw r of point i goes to permutation r mod P, as in `draws_per_permutation`."""
+    N, D = points_NxD.shape
+    P = idx_PxGxL.shape[0]
+    R, C, n_chunks = query_layout(N, draws, P, chunk)
+    Q, pad = N * R, n_chunks * C - N * R
+    eps_NxDrawsxD = _draws(key_t, jnp.arange(N), draws, D, points_NxD.dtype)
+    eps_NxRPxD = jnp.concatenate([eps_NxDrawsxD, jnp.zeros((N, R * P - draws, D), points_NxD.dtype)], axis=1)
+    eps_PxQxD = eps_NxRPxD.reshape(N, R, P, D).transpose(2, 0, 1, 3).reshape(P, Q, D)
+    x0_QxD = jnp.repeat(points_NxD, R, axis=0)
+    if pad:
+        eps_PxQxD = jnp.concatenate([eps_PxQxD, eps_PxQxD[:, :pad]], axis=1)
+        x0_QxD = jnp.concatenate([x0_QxD, x0_QxD[:pad]])
+    x0_KxCxD = x0_QxD.reshape(n_chunks, C, D)
+    sq_norms_N = jnp.sum(points_NxD**2, axis=1)
+
+    def one_chunk(idx_GxL, x0_CxD, eps_CxD):
         xt_CxD = add_noise(x0_CxD, eps_CxD, t)
         logits_CxN = empirical_logits(xt_CxD, t, points_NxD, sq_norms_N)
         mem_C = jnp.sum((jax.nn.softmax(logits_CxN, axis=1) @ points_NxD - x0_CxD) ** 2, axis=1)
-        star_C = jnp.sum((star_fn(xt_CxD, t) - x0_CxD) ** 2, axis=1)
-        l_GxCxL = jnp.where(valid_GxL[:, None, :], logits_CxN[:, idx_GxL].transpose(1, 0, 2), neg_inf)
+        star_C = jnp.sum((star(xt_CxD, t) - x0_CxD) ** 2, axis=1)
+        return mem_C, star_C, _prefix_losses(x0_CxD, logits_CxN, idx_GxL, valid_GxL, points_NxD, unroll)
 
-        def step(carry, xs):
-            m_C, S_CxD, Z_C = carry
-            l_CxL, Xb_LxD = xs
-            mb_C = jnp.max(l_CxL, axis=1)
-            e_CxL = jnp.exp(l_CxL - mb_C[:, None])
-            m_new = jnp.maximum(m_C, mb_C)
-            ca, cb = jnp.exp(m_C - m_new), jnp.exp(mb_C - m_new)
-            S_CxD = S_CxD * ca[:, None] + (e_CxL @ Xb_LxD) * cb[:, None]
-            Z_C = Z_C * ca + jnp.sum(e_CxL, axis=1) * cb
-            return (m_new, S_CxD, Z_C), jnp.sum((S_CxD / Z_C[:, None] - x0_CxD) ** 2, axis=1)
+    def one_perm(args):
+        idx_GxL, eps_QxD = args
+        return jax.lax.map(lambda a: one_chunk(idx_GxL, *a), (x0_KxCxD, eps_QxD.reshape(n_chunks, C, D)))
 
-        C = x0_CxD.shape[0]
-        init = (jnp.full((C,), neg_inf), jnp.zeros((C, D), x0_CxD.dtype), jnp.zeros((C,), x0_CxD.dtype))
-        _, pmem_GxC = jax.lax.scan(step, init, (l_GxCxL, Xb_GxLxD))
-        return mem_C, star_C, pmem_GxC
-
-    n = x0_BxD.shape[0] // chunk
-    mem, star, pmem = jax.lax.map(one_chunk, (x0_BxD.reshape(n, chunk, D), eps_BxD.reshape(n, chunk, D)))
-    return mem.reshape(-1), star.reshape(-1), pmem.transpose(1, 0, 2).reshape(pmem.shape[1], -1)
+    mem, star_, pmem = jax.lax.map(one_perm, (idx_PxGxL, eps_PxQxD))  # P x K x C, P x K x C, P x K x G x C
+    G = idx_PxGxL.shape[1]
+    mem_PxNxR = mem.reshape(P, -1)[:, :Q].reshape(P, N, R)
+    star_PxNxR = star_.reshape(P, -1)[:, :Q].reshape(P, N, R)
+    pmem_PxGxNxR = pmem.transpose(0, 2, 1, 3).reshape(P, G, -1)[:, :, :Q].reshape(P, G, N, R)
+    real_PxR = (jnp.arange(R)[None, :] * P + jnp.arange(P)[:, None]) < draws  # draw r*P + p exists
+    w_PxR = real_PxR.astype(points_NxD.dtype)
+    mem_N = jnp.einsum("pnr,pr->n", mem_PxNxR, w_PxR) / draws
+    star_N = jnp.einsum("pnr,pr->n", star_PxNxR, w_PxR) / draws
+    pmem_PxGxN = jnp.einsum("pgnr,pr->pgn", pmem_PxGxNxR, w_PxR) / jnp.sum(w_PxR, axis=1)[:, None, None]
+    return mem_N, star_N, pmem_PxGxN
 
 
 def draws_per_permutation(draws: int, repeats: int) -> np.ndarray:
@@ -119,49 +156,33 @@ def _draws(key_t, ids, draws, D, dtype):
 
 
 def monte_carlo_losses(dataset, t_T: np.ndarray, m_G: np.ndarray, draws: int, repeats: int, seed: int = 0,
-                       dtype=jnp.float32, chunk: int = 4096, progress=None) -> LossTable:
+                       dtype=jnp.float32, chunk: int = 512, progress=None) -> LossTable:
     """Losses of theta_mem, theta_star (all `draws` noise draws per training point at every t) and of
     theta_pmem(M) for every M in m_G under `repeats` nested-subset permutations. The draws are dealt out to
     the permutations (draw r goes to permutation r mod P), so each permutation's estimate uses about
     draws/P draws per point and the spread across permutations carries both subset and Monte Carlo noise,
-    while the mean over permutations has the accuracy of all the draws."""
+    while the mean over permutations has the accuracy of all the draws. `chunk`: queries per block (a few
+    hundred keep each block's running sums in cache)."""
     X = np.asarray(dataset.train_NxD)
     N, D = X.shape
     if not 1 <= repeats <= draws:
         raise ValueError(f"repeats must be in [1, draws={draws}], got {repeats}")
     points = jnp.asarray(X, dtype)
-    sq_norms = jnp.sum(points**2, axis=1)
-    star_fn = star_denoiser(dataset.truth, dtype)
+    star = star_denoiser(dataset.truth, dtype)
     perms = permutations(N, repeats, seed)
-    draws_P = draws_per_permutation(draws, repeats)
     pos_GxL, valid_GxL = _segments(np.asarray(m_G))
-    valid = jnp.asarray(valid_GxL)
+    idx_PxGxL, valid = jnp.asarray(perms[:, pos_GxL]), jnp.asarray(valid_GxL)
     key = jax.random.key(seed)
-    T, G = len(t_T), len(m_G)
-    mem, star = np.zeros((N, T)), np.zeros((N, T))
-    pmem = np.zeros((repeats, G, N, T))
-    for ti, t in enumerate(t_T):
-        eps_NxRxD = _draws(jax.random.fold_in(key, ti), np.arange(N), draws, D, dtype)
-        mem_sum, star_sum = np.zeros(N), np.zeros(N)
-        pending = []
-        for p, r_p in enumerate(draws_P):  # dispatch every permutation before collecting: JAX overlaps the calls
-            eps_p = eps_NxRxD[:, p::repeats].reshape(-1, D)
-            x0 = jnp.repeat(points, r_p, axis=0)
-            c = min(chunk, x0.shape[0])
-            pad = (-x0.shape[0]) % c
-            x0_pad = jnp.concatenate([x0, x0[:pad]]) if pad else x0
-            eps_pad = jnp.concatenate([eps_p, eps_p[:pad]]) if pad else eps_p
-            pending.append((r_p, _losses_one_perm(x0_pad, eps_pad, jnp.asarray(t, dtype), points, sq_norms,
-                                                  jnp.asarray(perms[p][pos_GxL]), valid, star_fn, c)))
-        for p, (r_p, (m_B, s_B, p_GxB)) in enumerate(pending):
-            B = N * r_p
-            mem_sum += np.asarray(m_B[:B]).reshape(N, r_p).sum(1)
-            star_sum += np.asarray(s_B[:B]).reshape(N, r_p).sum(1)
-            pmem[p, :, :, ti] = np.asarray(p_GxB[:, :B]).reshape(G, N, r_p).mean(2)
-        mem[:, ti], star[:, ti] = mem_sum / draws, star_sum / draws
+    T = len(t_T)
+    # Dispatch every noise level before collecting any: JAX runs them back to back while Python waits.
+    pending = [_losses_at_t(jax.random.fold_in(key, ti), jnp.asarray(t, dtype), points, idx_PxGxL, valid, star,
+                            draws, chunk) for ti, t in enumerate(t_T)]
+    mem, star_, pmem = np.zeros((N, T)), np.zeros((N, T)), np.zeros((repeats, len(m_G), N, T))
+    for ti, (m_N, s_N, p_PxGxN) in enumerate(pending):
+        mem[:, ti], star_[:, ti], pmem[..., ti] = np.asarray(m_N), np.asarray(s_N), np.asarray(p_PxGxN)
         if progress is not None:
             progress(ti + 1, T)
-    return LossTable(np.asarray(t_T), np.asarray(m_G), mem, star, pmem, perms, draws_P)
+    return LossTable(np.asarray(t_T), np.asarray(m_G), mem, star_, pmem, perms, draws_per_permutation(draws, repeats))
 
 
 def permutations(n: int, repeats: int, seed: int) -> np.ndarray:

@@ -93,10 +93,20 @@ def star_denoiser(truth, dtype=jnp.float32) -> Denoiser:
     return _STAR[name](truth, dtype)
 
 
+# The star denoisers are jax.tree_util.Partial objects: callables whose arrays are pytree leaves, so a jitted
+# function takes one as an ordinary argument and compiles once for every dataset of the same shapes.
+def _gmm_call(means, variance, logw, x, t):
+    return gmm_posterior_mean(x, t, means, variance, logw)
+
+
+def _template_call(temps, mu, s2, logw, x, t):
+    return template_posterior_mean(x, t, temps, mu, s2, logw)
+
+
 def _gmm_star(truth, dtype) -> Denoiser:
     means = jnp.asarray(truth.means_KxD, dtype)
     logw = jnp.asarray(np.log(truth.weights_K), dtype)
-    return lambda x, t: gmm_posterior_mean(x, t, means, jnp.asarray(truth.variance, dtype), logw)
+    return jax.tree_util.Partial(_gmm_call, means, jnp.asarray(truth.variance, dtype), logw)
 
 
 def _template_star(truth, dtype) -> Denoiser:
@@ -104,7 +114,7 @@ def _template_star(truth, dtype) -> Denoiser:
     mu = jnp.asarray(truth.colour_means_KxC, dtype)
     logw = jnp.asarray(np.log(truth.weights_K), dtype)
     s2 = jnp.asarray(truth.colour_variance, dtype)
-    return lambda x, t: template_posterior_mean(x, t, temps, mu, s2, logw)
+    return jax.tree_util.Partial(_template_call, temps, mu, s2, logw)
 
 
 _STAR = {"GMMTruth": _gmm_star, "TemplateTruth": _template_star, "LowRankGMMTruth": lowrank_star}

@@ -15,9 +15,9 @@ def small():
     return ds, t, m, monte_carlo_losses(ds, t, m, draws=7, repeats=3, seed=4, chunk=16)
 
 
-def test_shared_prefix_sums_equal_each_subset_evaluated_separately(small):
+def test_shared_prefix_sums_equal_each_subset_evaluated_separately(small, naive_small):
     ds, t, m, tab = small
-    naive = naive_pmem_losses(ds, t, m, draws=7, perms_PxN=tab.perms_PxN, seed=4)
+    naive = naive_small[0]
     np.testing.assert_allclose(tab.pmem_PxGxNxT, naive, rtol=1e-4, atol=1e-4)
     assert tab.draws_P.tolist() == [3, 2, 2]
 
@@ -74,3 +74,62 @@ def test_nearest_neighbour_form_matches_monte_carlo_pmem_excess_at_low_noise():
     mc = mc_PxGxT[:, inner].mean(0)
     rel = np.abs(mc - nn) / nn
     assert rel.max() < 0.05, rel.max()
+
+
+def _naive_mem_star(ds, t_T, draws, seed):
+    """theta_mem and theta_star losses (N x T) evaluated directly on the same noise draws."""
+    import jax
+    import jax.numpy as jnp
+
+    from memlab.crossover.losses import _draws
+    from memlab.diffusion.denoisers import memorizing, star_denoiser
+    from memlab.diffusion.process import add_noise
+
+    X = jnp.asarray(ds.train_NxD, jnp.float32)
+    N, D = X.shape
+    star = star_denoiser(ds.truth)
+    mem, st = np.zeros((N, len(t_T))), np.zeros((N, len(t_T)))
+    for ti, t in enumerate(t_T):
+        eps = _draws(jax.random.fold_in(jax.random.key(seed), ti), np.arange(N), draws, D, jnp.float32)
+        x0 = jnp.repeat(X, draws, axis=0)
+        xt = add_noise(x0, eps.reshape(-1, D), jnp.float32(t))
+        for out, f in ((mem, lambda x: memorizing(x, jnp.float32(t), X)), (st, lambda x: star(x, jnp.float32(t)))):
+            out[:, ti] = np.asarray(jnp.sum((f(xt) - x0) ** 2, axis=1)).reshape(N, draws).mean(1)
+    return mem, st
+
+
+@pytest.fixture(scope="module")
+def naive_small(small):
+    ds, t, m, tab = small
+    return naive_pmem_losses(ds, t, m, draws=7, perms_PxN=tab.perms_PxN, seed=4), *_naive_mem_star(ds, t, 7, 4)
+
+
+@pytest.mark.parametrize("chunk", [16, 512])
+def test_optimized_losses_equal_naive_to_float32_rounding(small, naive_small, chunk):
+    """Every loss of the one-program-per-noise-level computation against each subset, theta_mem and theta_star
+    evaluated from scratch on the same draws, at the extremes of the grid (t = 0.999, and t = 0.001 where the
+    weights are one-hot), with draws that do not divide among the permutations (7 over 3: padded, masked
+    draws) and chunks that do not divide the queries (16 of 90: padded queries) or exceed them (512)."""
+    ds, t, m, _ = small
+    naive, mem, star = naive_small
+    tab = monte_carlo_losses(ds, t, m, draws=7, repeats=3, seed=4, chunk=chunk)
+    assert t[0] == pytest.approx(0.999) and t[-1] == pytest.approx(0.001)
+    np.testing.assert_allclose(tab.pmem_PxGxNxT, naive, rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(tab.mem_NxT, mem, rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(tab.star_NxT, star, rtol=2e-5, atol=1e-6)
+
+
+def test_losses_compile_once_for_datasets_of_the_same_shapes(small):
+    """The ground truth is an argument of the compiled program, not a constant baked into it: a second
+    dataset of the same sizes (another seed, other means) reuses the program and gets its own losses."""
+    from memlab.crossover.losses import _losses_at_t
+
+    a, t, m, _ = small
+    b = synthetic.make_gmm(dim=8, components=3, n_train=30, n_test=5, seed=9)
+    monte_carlo_losses(a, t, m, draws=7, repeats=3, seed=4, chunk=16)
+    before = _losses_at_t._cache_size()
+    tb = monte_carlo_losses(b, t, m, draws=7, repeats=3, seed=4, chunk=16)
+    assert _losses_at_t._cache_size() == before
+    mem, star = _naive_mem_star(b, t, 7, 4)
+    np.testing.assert_allclose(tb.star_NxT, star, rtol=2e-5, atol=1e-6)  # b's truth, not a's
+    np.testing.assert_allclose(tb.mem_NxT, mem, rtol=2e-5, atol=1e-6)

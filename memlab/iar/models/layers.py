@@ -10,7 +10,10 @@ from torch import nn
 
 
 class KVCache:
-    """Keys and values of the positions seen so far, one entry per block."""
+    """Keys and values of the positions seen so far, one entry per block. Appending with torch.cat is kept on
+    purpose: buffers preallocated to the sequence length and written in place were slower at the 8x8 setting's
+    size (64 tokens, width 64, batch 32: 0.14 vs 0.12 CPU-s per batch, medians of 8 alternating runs), since a
+    slice of a longer buffer is not contiguous."""
 
     def __init__(self, n_layers: int):
         self.k: list[torch.Tensor | None] = [None] * n_layers
