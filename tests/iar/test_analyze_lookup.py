@@ -98,3 +98,12 @@ def test_auc_is_chance_when_members_and_nonmembers_are_the_same_images(setting):
 
     table = analyze(ctx).tables["inference_auc"]
     assert np.allclose(table["auc"], 0.5)
+
+
+def test_rank_auc_equals_sklearns():
+    from memlab.iar.analyze.inference import auc, rank_auc
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(1.0, 1, 40).round(1), rng.normal(0, 1, 30).round(1)  # rounded: ties
+    assert rank_auc(a, b) == pytest.approx(auc(a, b)) and 0.5 < auc(a, b) < 1
+    assert rank_auc(np.ones(3), np.zeros(4)) == 1.0 and rank_auc(np.ones(3), np.ones(4)) == 0.5

@@ -5,7 +5,9 @@ code at random, or by the nearest other codebook entry), continue greedily from 
 record the drop of the memorization score (unperturbed minus perturbed) for memorized and non-memorized images.
 
 Two per-image redundancy measures: `redundancy_perturb`, the share of the prefix tokens that can be perturbed
-(random mode, every draw, every smaller m too) before the continuation changes; `redundancy_zlib`, 1 - zlib
+(random mode, every draw, every smaller m too) before the continuation changes (its edit score against the
+unperturbed continuation falls below `memorized_at`: a next-scale continuation of 80 tokens nearly always
+changes in some token, which says nothing); `redundancy_zlib`, 1 - zlib
 bytes / raw bytes of the token sequence (repetitive sequences compress). An image is low-redundancy on the
 first measure when its continuation already changes at the smallest m, on the second when it lies below the
 training images' median; the summary gives the share of memorized images that are low-redundancy."""
@@ -18,7 +20,7 @@ import torch
 
 from memlab.errors import UsageError
 from memlab.iar.analyze.context import Context, Result, mean_ci
-from memlab.iar.analyze.scores import compressed_ratio, continuation_table
+from memlab.iar.analyze.scores import compressed_ratio, continuation_table, edit_score
 from memlab.iar.batching import continue_all
 from memlab.iar.interface import IARModel
 
@@ -73,7 +75,8 @@ def perturb_tokens(tokens_BxL: np.ndarray, positions: np.ndarray, m: int, mode: 
 
 
 def perturbation_table(ctx: Context) -> pd.DataFrame:
-    """One row per (image, mode, m, draw): the perturbed continuation's scores, the drop, whether it changed."""
+    """One row per (image, mode, m, draw): the perturbed continuation's scores, the drop, and whether it changed
+    (edit score against the unperturbed continuation below `memorized_at`)."""
     model, cfg, prefix = ctx.model, ctx.cfg, ctx.prefix
     tokens, labels = ctx.train_tokens.cpu(), ctx.data.train_labels
     base = ctx.train_scores
@@ -94,7 +97,7 @@ def perturbation_table(ctx: Context) -> pd.DataFrame:
                     "image_id": base["image_id"], "memorized": base["memorized"], "mode": mode, "m": m,
                     "draw": draw, "edit_score": sc["edit_score"], "token_match": sc["token_match"],
                     "drop": base["edit_score"].to_numpy() - sc["edit_score"].to_numpy(),
-                    "changed": (gen[:, produced_L] != gen0[:, produced_L]).any(1).numpy()}))
+                    "changed": edit_score(gen[:, produced_L].numpy(), gen0[:, produced_L].numpy()) < cfg.memorized_at}))
     return pd.concat(rows, ignore_index=True)
 
 
