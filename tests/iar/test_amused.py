@@ -240,6 +240,9 @@ def _broken(pipe, tmp_path, how):
         w.rename(w.with_suffix(".bin"))
     elif how == "no-index":
         (bad / "model_index.json").unlink()
+    elif how == "truncated-weights":
+        w = bad / "transformer" / "diffusion_pytorch_model.safetensors"
+        w.write_bytes(w.read_bytes()[:200])
     (bad / "model_index.json").write_text(json.dumps(index)) if how != "no-index" else None
     return bad
 
@@ -251,6 +254,7 @@ def _broken(pipe, tmp_path, how):
     ("wrong-class-in-config", "config.json describes a AutoencoderKL; aMUSEd needs VQModel"),
     ("pickle-weights", "has no safetensors weights (diffusion_pytorch_model.safetensors) (diffusion_pytorch_model.bin"),
     ("no-index", "is not a diffusers pipeline directory: no model_index.json"),
+    ("truncated-weights", "cannot load the UVit2DModel in"),
 ])
 def test_bad_pipeline_directory_exits_2_with_one_line(saved, tmp_path, capsys, how, needle):
     bad = _broken(saved[0], tmp_path, how)

@@ -102,12 +102,12 @@ def _load(spec: dict, pdir, cs, device: str, dtype):
     from memlab.iar.adapters.captions import caption_run_data
     from memlab.iar.adapters.loading import load_amused
 
-    print(f"loading {spec['model']} ({pdir.resolution} px, {pdir.seq_len} tokens, {pdir.n_layers} blocks) on "
-          f"{device} ({str(dtype).removeprefix('torch.')}); {len(cs.rows)} captioned images", file=sys.stderr)
     data, texts = caption_run_data(cs, pdir.resolution)
     model = load_amused(pdir, device=device, dtype=dtype, reveal_seed=spec["reveal_seed"],
                         generate_steps=spec["generate_steps"], guidance=spec["guidance"])
     model.set_captions(texts)
+    print(f"loaded {spec['model']} ({pdir.resolution} px, {pdir.seq_len} tokens, {pdir.n_layers} blocks) on "
+          f"{device} ({str(dtype).removeprefix('torch.')}); {len(cs.rows)} captioned images", file=sys.stderr)
     return model, data
 
 

@@ -50,9 +50,11 @@ def resolve_dtype(precision: str, device: str):
 
 
 def _load(cls, folder: Path, what: str, **kw):
+    from safetensors import SafetensorError
+
     try:
         out = cls.from_pretrained(folder, output_loading_info=True, **kw)
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError, EnvironmentError) as e:
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as e:
         raise UsageError(f"cannot load the {what} in {folder}: {error_reason(e)}") from None
     module, info = out
     missing = info.get("missing_keys") or []
