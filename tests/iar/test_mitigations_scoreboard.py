@@ -60,6 +60,25 @@ def test_a_copy_scores_as_the_unedited_model_and_a_retrained_run_is_judged_again
     assert json.loads(capsys.readouterr().out)["verdicts"] == metrics["verdicts"]
 
 
+
+def test_rows_are_kept_per_run_so_a_smaller_or_larger_method_list_reuses_them(setting, capsys, monkeypatch):
+    import memlab.iar.mitigate.scoreboard as sb
+
+    base, copy = setting / "base", setting / "copy"
+    assert main(["iar", "mitigations", str(base), "--method", f"copy={copy}", "--tag", "grow"]) == 0
+    first = pd.read_csv(base / "mitigations-grow" / "mitigations.csv").set_index("method").loc["copy"]
+
+    def must_not_score(*a, **k):
+        raise AssertionError("a finished run was scored again")
+    monkeypatch.setattr(sb, "score_model", must_not_score)
+    assert main(["iar", "mitigations", str(base), "--method", f"copy={copy}", "--tag", "grow"]) == 0
+    again = pd.read_csv(base / "mitigations-grow" / "mitigations.csv").set_index("method").loc["copy"]
+    assert again.equals(first)
+    with pytest.raises(AssertionError, match="scored again"):  # a new run is scored; the kept one is not
+        main(["iar", "mitigations", str(base), "--method", f"copy={copy},retrained={setting / 'retrained'}",
+              "--tag", "grow"])
+
+
 def _one_line(capsys, code, needle):
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and needle in err, err

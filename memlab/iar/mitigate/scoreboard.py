@@ -79,15 +79,17 @@ def score_mitigations(base_model, data, edits: Path, runs: dict[str, tuple[Path,
     """Score every mitigation run ({name: (run dir, loaded model)}) against the base run's yardstick in
     `edits`; -> metrics.json's content. Models are loaded (and their tokens checked) by the caller."""
     table, ycfg, ecfg, sets = read_yardstick(edits)
+    # rows are kept per run (its path and metrics.json digest), so adding a method later reuses the others
     config = normalize_json({"edits": str(Path(edits).resolve()), "yardstick": {k: v for k, v in vars(ycfg).items()
-                                                                              if k not in ycfg.SPEED_ONLY},
-                             "runs": {n: [str(p.resolve()), _digest(p)] for n, (p, _) in runs.items()}})
+                                                                              if k not in ycfg.SPEED_ONLY}})
+    ident = {n: [str(p.resolve()), _digest(p)] for n, (p, _) in runs.items()}
     clf = classifier() if classifier is not None else None
     base = make_baseline(base_model, data, sets, ecfg, ycfg.n_samples, ycfg.pca_dim, ycfg.seed, clf)
     edits_base = read_json(Path(edits) / "metrics.json").get("baseline", {})
     rows_file = out.state / "rows.json"
     saved = read_json(rows_file) if rows_file.is_file() else None
     done = dict(saved["rows"]) if isinstance(saved, dict) and saved.get("config") == config else {}
+    done = {n: r for n, r in done.items() if n in ident and isinstance(r, dict) and r.get("run_id") == ident[n]}
     out.start(config)
     bar = tqdm(total=len(runs), initial=sum(n in done for n in runs), desc="mitigations", unit="run",
                disable=not progress)
@@ -95,11 +97,11 @@ def score_mitigations(base_model, data, edits: Path, runs: dict[str, tuple[Path,
         if name in done:
             continue
         row = score_model(model, base_model, base, clf, describe={"method": name, "condition": name, "run": str(path)})
-        done[name] = {**row, **compute_of(path)}
+        done[name] = {**row, **compute_of(path), "run_id": ident[name]}
         write_json(rows_file, {"config": config, "rows": done})
         bar.update(1)
     bar.close()
-    mitigations = pd.DataFrame([done[n] for n in runs]).assign(kind="mitigation")
+    mitigations = pd.DataFrame([{k: v for k, v in done[n].items() if k != "run_id"} for n in runs]).assign(kind="mitigation")
     edits_rows = table.assign(kind=["random edit" if m == "random" else "unit edit" for m in table["method"]])
     unedited = pd.DataFrame([{**base.metrics, "method": "unedited", "condition": "unedited", "kind": "unedited"}])
     combined = pd.concat([edits_rows, mitigations], ignore_index=True)
