@@ -54,9 +54,10 @@ class Context:
         return memorization_scores(self.model, self.heldout_tokens, self.data.heldout_labels, self.prefix,
                                    self.cfg.batch_size)
 
-    @property
+    @cached_property
     def train_scores(self) -> pd.DataFrame:
-        """One row per training image (folded ids): image_id, copies, the scores, entropy, memorized."""
+        """One row per training image (folded ids): image_id, copies, the scores, entropy, memorized (the
+        analyses read it, never change it)."""
         t = self._train[0].copy()
         t.insert(0, "image_id", np.asarray(self.data.train_ids))
         t.insert(1, "copies", np.asarray(self.data.copies))
@@ -64,7 +65,7 @@ class Context:
         t["memorized"] = t["edit_score"] >= self.cfg.memorized_at
         return t
 
-    @property
+    @cached_property
     def heldout_scores(self) -> pd.DataFrame:
         t = self._heldout[0].copy()
         t["entropy"] = token_entropy(self.heldout_tokens.cpu().numpy(), self.model.vocab_size)
