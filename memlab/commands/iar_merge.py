@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from memlab.options import ints
 
@@ -93,7 +94,7 @@ def run_monitor(args: argparse.Namespace) -> int:
     table = monitor.mark(table, args.nll_rise, args.quality_tol)
     out = monitor.out_dir(args.run)
     write_text(out / "monitor.csv", table.to_csv(index=False))
-    save_figure(monitor.figure(table, str(args.run)), out / "monitor.png")
+    save_figure(monitor.figure(table, Path(args.run).name), out / "monitor.png")
     from memlab.commands.iar_localize import print_table
 
     print_table(f"over-memorization monitor of {args.run}", table)
