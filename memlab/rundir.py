@@ -31,6 +31,9 @@ KINDS = {
     "iar-yardstick": "`memlab iar ablate --localizer` yardstick result",
     "iar-inject": "INJ injected model (memlab.iar.inject)",
     "iar-localizers": "`memlab iar localizers` leaderboard",
+    "iar-mitigations": "`memlab iar mitigations` scoreboard",
+    "iar-analyze": "`memlab iar analyze` result",
+    "iar-external": "work directory of an external model (`memlab iar ... --model diffusers:PATH`)",
 }
 STATE = "state"
 CONFIG = "config.json"

@@ -70,7 +70,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("iar", help="image-autoregressive models: train, localize, extract, ablate, localizers, stages",
+    p = subparsers.add_parser("iar", help="image-autoregressive models: train, localize, extract, ablate, localizers, stages, unlearn, analyze",
                               description="The PyTorch half: train IAR models, localize and ablate memorization.")
     sub = p.add_subparsers(dest="iar_command", metavar="IAR_COMMAND", parser_class=type(p))
     _register_train(sub)
@@ -79,4 +79,16 @@ def register(subparsers) -> None:
     iar_localize.register(sub)
     iar_stages.register(sub)
     iar_localizers.register(sub)
+    from memlab.commands import iar_analyze  # which images get memorized (issue 15)
+
+    iar_analyze.register(sub)
+    from memlab.commands import iar_unlearn  # unlearning: a new run
+
+    iar_unlearn.register(sub)
+    from memlab.commands import iar_merge  # checkpoint merging (a new run); the over-memorization monitor
+
+    iar_merge.register(sub)
+    from memlab.commands import iar_mitigations  # mitigation runs on the base run's yardstick (issue 14)
+
+    iar_mitigations.register(sub)
     p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])

@@ -31,13 +31,20 @@ LEGACY_ONLY = ("top_pct", "factor", "controls", "n_random", "sweep", "rank", "by
 
 
 def _common(p: argparse.ArgumentParser, sections: list[Section]) -> None:
-    p.add_argument("run", metavar="RUN", help="IAR run directory (from `memlab iar train --out RUN`)")
+    from memlab.iar.adapters.cli import add_model_flags
+
+    p.add_argument("run", metavar="RUN", help="IAR run directory (from `memlab iar train --out RUN`), or with --model "
+                                              "a work directory for an external model (created on first use)")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object on stdout")
     g = p.add_argument_group("training stage (default: the final weights)")
     g.add_argument("--checkpoint", type=int, metavar="EPOCH", default=None,
                    help="load the model saved after this epoch (RUN/checkpoints; outputs go beside it)")
     g.add_argument("--stage", default=None, metavar="{memorized,final}",
                    help="memorized: the first epoch whose target accuracy reached the run's threshold; final")
+    p.add_argument("--sinks", choices=("off", "on"), default="off",
+                   help="MemSinks runs: off (default) evaluates the model as deployed, sinks dropped; on (diagnosis) "
+                        "switches every sink on at its expected training gate and writes to RUN/sinks-on/...")
+    add_model_flags(p)
     add_config_flag(p, [s.name for s in sections])
     for section in sections:
         add_section(p, section)
@@ -70,20 +77,46 @@ def register(iar_sub) -> None:
 
 
 def _configs(args, sections: list[Section]) -> dict:
-    return resolve(args, sections, toml=load_config_file(args))
+    from memlab.iar.adapters import check_model_flags, is_external
+
+    check_model_flags(args)
+    toml = load_config_file(args)
+    if is_external(args):  # rows per forward pass fitted to the device's memory where not set
+        from memlab.iar.adapters.external import batch_defaults
+
+        toml = batch_defaults(args, sections, toml)
+    return resolve(args, sections, toml=toml)
 
 
 def _open(args, sub: str, kind: str):
     """Check RUN, its stage and the output directory (RUN/sub, or sub beside the stage's checkpoint), load
-    model and data; -> (model, data, RunDir, Stage). Nothing is written before this returns."""
-    from memlab.iar.load import load_run, load_run_data, run_stage
+    model and data; -> (model, data, RunDir, Stage). Nothing is written before this returns. With --model (or a
+    RUN set up with it): the external model on its captioned image set (memlab.iar.adapters.external)."""
+    from memlab.iar.adapters import is_external
+
+    if is_external(args):
+        if getattr(args, "sinks", "off") == "on":
+            raise UsageError("--sinks on needs a MemSinks run (memlab iar train --memsinks), not an external --model")
+        from memlab.iar.adapters.external import open_external
+
+        return open_external(args, sub, kind)
+    from memlab.iar.load import load_run, load_run_data, model_run, run_stage
     from memlab.iar.pipeline import fold_duplicates
     from memlab.rundir import RunDir
 
-    RunDir.existing(args.run, "iar-train")
+    model_run(args.run)  # a trained run, or one derived from it (an unlearned run)
     stage = run_stage(args.run, args.checkpoint, args.stage)
+    sinks_on = getattr(args, "sinks", "off") == "on"
+    if sinks_on:  # a diagnosis of another model than the deployed one: its outputs (and evaluation sets) apart
+        from dataclasses import replace
+
+        stage = replace(stage, work_dir=stage.work_dir / "sinks-on")
     rd, _ = RunDir.open(stage.work_dir / sub, kind, flag="output directory", continue_same=True)
     model = load_run(args.run, stage if stage.name != "final" else None)
+    if sinks_on:  # refused (one line, nothing written yet) for a model without sinks
+        from memlab.iar.mitigate.memsinks import set_sinks
+
+        set_sinks(model, "on")
     data = fold_duplicates(*load_run_data(args.run))
     return model, data, rd, stage
 
@@ -171,8 +204,15 @@ def _yardstick(args, model, data, cfgs, rd, stage) -> dict:
 
     units, seconds = _localizer_units(model, data, cfgs, here, _token_cache(args))
     return run_comparison(model, data, units, cfgs["yardstick"], cfgs["extract"], rd, run_dir=here,
-                          classifier=classifier, localizer_seconds=seconds,
+                          classifier=None if _captioned(args) else classifier, localizer_seconds=seconds,
                           units_digest=units_digest(units), show=print_table, stage=stage.columns())
+
+
+def _captioned(args) -> bool:
+    """An external model on a captioned set: labels are caption ids, so there is no class to be consistent with."""
+    from memlab.iar.adapters import is_external
+
+    return is_external(args)
 
 
 def _localizer_units(model, data, cfgs, here: Path, token_cache: Path):

@@ -14,8 +14,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from memlab.commands.iar_localize import EXTRACT, _common, _configs, _emit, _localizer_units, _open, _token_cache, \
-    print_table
+from memlab.commands.iar_localize import EXTRACT, _captioned, _common, _configs, _emit, _localizer_units, _open, \
+    _token_cache, print_table
 from memlab.errors import UsageError, check_tag
 from memlab.iar.config import YARDSTICK_LOCALIZERS, InjectConfig, LocalizerConfig, YardstickConfig
 from memlab.options import Section, names
@@ -63,6 +63,9 @@ def run_localizers(args) -> int:
     check_tag("--tag", args.tag)
     if args.inject and (args.checkpoint is not None or args.stage not in (None, "final")):
         raise UsageError("--inject works on the final weights; leave out --checkpoint/--stage, or drop --inject")
+    if args.inject and _captioned(args):
+        raise UsageError("--inject fine-tunes a memlab-trained run (RUN/inject); an external model has no training "
+                         "run to inject into: drop --inject")
     from memlab.iar.extract import attack_prefix
     from memlab.iar.localizers import USES_LABELS
 
@@ -111,7 +114,7 @@ def _del(args, model, data, units, seconds, cfgs, rd, stage) -> dict:
     out = RunDir(rd.path / "del", "iar-yardstick")
     digest = ",".join(f"{m}:{units_digest(u)}" for m, u in units.items())
     run_comparison(model, data, units, cfgs["yardstick"], cfgs["extract"], out, run_dir=stage.work_dir,
-                   classifier=lambda: ensure_classifier(run, read_run_config(run).data)[0],
+                   classifier=None if _captioned(args) else lambda: ensure_classifier(run, read_run_config(run).data)[0],
                    localizer_seconds=seconds, units_digest=digest, show=print_table, stage=stage.columns())
     return del_rows(read_parquet(out.path / "yardstick.parquet"), pd.read_csv(out.path / "verdicts.csv"))
 

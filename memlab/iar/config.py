@@ -25,6 +25,9 @@ DEFAULT_LR = {"next-scale": 2e-3, "raster": 1e-3, "masked": 5e-3}
 USES_SCALES = {"next-scale": True, "raster": False, "masked": False}
 DATA_SOURCES = ("shapes", "digits", "faces", "folder:PATH", "npz:PATH")
 MEMORIZED_ACC = 0.99  # teacher-forced top-1 accuracy on the targets that marks them memorized (issue 12)
+PRUNE_BY = ("memorization", "difficulty", "random")  # memlab.iar.mitigate.cartography.select_pruned
+# Whether --memsinks applies: the models built on memlab.iar.models.layers.Trunk (the masked model's MLPs are diffusers')
+HAS_SINKS = {"next-scale": True, "raster": True, "masked": False}
 TOKENIZER_NORMS = ("group", "spatial")  # memlab.iar.tokenizer.NORM_TYPES (kept here: no torch import)
 
 
@@ -38,6 +41,11 @@ class ImageDataConfig:
     n_heldout: int = option(64, "held-out images")
     duplicates: int = option(1, "copies of each planted duplicate in the training set (1: none)")
     n_duplicated: int = option(0, "how many training images are duplicated --duplicates times")
+    graded: tuple[int, ...] = option((), "graded duplication instead of --duplicates: copies of each group, e.g. "
+                                         "1,2,4,8,16 (groups of --graded-size images; empty: none)", shown="none")
+    graded_size: int = option(8, "images in each graded-duplication group")
+    graded_start: int = option(0, "training image where the graded groups begin (another start puts other "
+                                  "images at each copy count)")
     seed: int = option(0, "seed of the data draw, initialisation and batches")
 
     def __post_init__(self):
@@ -55,6 +63,16 @@ class ImageDataConfig:
         for name in ("n_train", "n_heldout", "duplicates"):
             check_int(name, vars(self)[name], 1)
         check_int("n_duplicated", self.n_duplicated, 0, self.n_train)
+        for c in self.graded:
+            check_int("graded (each value)", c, 1)
+        check_int("graded_size", self.graded_size, 1)
+        check_int("graded_start", self.graded_start, 0)
+        if self.graded and self.duplicates > 1 and self.n_duplicated > 0:
+            raise UsageError("--graded replaces --duplicates / --n-duplicated: give one or the other")
+        if self.graded_start + len(self.graded) * self.graded_size > self.n_train:
+            raise UsageError(f"--graded needs --graded-start + {len(self.graded)} groups x --graded-size <= "
+                             f"--n-train {self.n_train}, got {self.graded_start} + {len(self.graded)} x "
+                             f"{self.graded_size}")
         check_int("seed", self.seed, 0)
 
 
@@ -91,6 +109,37 @@ class IARTrainConfig:
               f"reaches {MEMORIZED_ACC} as the 'memorized' stage", const=MEMORIZED_ACC, metavar="ACC", shown="off")
     targets: tuple[str, ...] = option((), "image ids whose accuracy defines 'memorized' (default: the planted "
                                           "duplicates, else every training image)", shown="planted duplicates")
+    tokenizer_from: str | None = option(None, "reuse RUN's trained tokenizer instead of training one (same image size, "
+                                              "scales and codebook): retrained models then share the base run's "
+                                              "tokens, so the yardstick scores them on the same numbers",
+                                        metavar="RUN", shown="--prune-from's, else train one")
+    # --- mitigations that change what the model trains on (issue 14; memlab.iar.mitigate, docs/iar_mitigations.md)
+    cartography: bool = option(False, "record, per training image and epoch, the teacher-forced loss and top-1 "
+                                      "accuracy (RUN/cartography.parquet) and draw the quadrant figure")
+    prune_from: str | None = option(None, "retrain without the images that RUN's cartography table names (RUN "
+                                          "trained with --cartography on the same image set)", metavar="RUN",
+                                    shown="off")
+    prune: float = option(10.0, "share of the training images (image ids; a planted duplicate's copies go "
+                                "together) that --prune-from removes", unit="percent")
+    prune_by: str = option("memorization", "which images --prune-from removes: most forget events, highest "
+                                           "early loss, or a seeded random draw", choices=PRUNE_BY, flag="--by")
+    prune_weight: float = option(0.0, "loss weight of the pruned images, in [0, 1) (0 removes them)")
+    forget_threshold: float = option(0.9, "top-1 accuracy at which an image counts as learned (a forget event: "
+                                          "learned at one epoch, not at the next)")
+    difficulty_epochs: int = option(5, "first epochs whose mean loss is an image's difficulty")
+    reweight_below: float | None = option(None, "memorization-aware reweighting: an image whose loss at the last "
+                                                "epoch fell below LOSS trains with weight --reweight-factor",
+                                          unit="nats per token", metavar="LOSS", shown="off")
+    reweight_factor: float = option(0.1, "loss weight of the images under --reweight-below, in [0, 1)")
+    dedup: bool = option(False, "train without near-duplicates: of each group of training images closer than "
+                                "--dedup-threshold only the first is kept")
+    dedup_threshold: float = option(0.02, "RMS pixel distance (pixels in [0, 1]) under which two training "
+                                          "images are near-duplicates")
+    memsinks: float = option(0.0, "MemSinks: share of every MLP's hidden units that are memorization sinks, in "
+                                  "[0, 1) (the MLP keeps --mlp-ratio x --width units in all; 0: standard training)",
+                             metavar="FRACTION")
+    sink_active: float = option(0.5, "MemSinks: share of the sinks each training image switches on (chosen by a "
+                                     "hash of its id; copies share it), in (0, 1]")
 
     @property
     def memorized_acc(self) -> float:
@@ -118,6 +167,28 @@ class IARTrainConfig:
         if self.tokenizer_norm == "spatial" and any(c % 32 for c in self.tokenizer_channels):
             raise FieldError("tokenizer_channels", "must be multiples of 32 with tokenizer_norm spatial, "
                                                    f"got {','.join(map(str, self.tokenizer_channels))}")
+        if self.tokenizer_from is not None:  # saved absolute; its contents are checked when training starts
+            object.__setattr__(self, "tokenizer_from", str(Path(self.tokenizer_from).resolve()))
+        if self.prune_from is not None:  # saved absolute; its contents are checked when training starts
+            object.__setattr__(self, "prune_from", str(Path(self.prune_from).resolve()))
+        check_float("prune", self.prune, 0.0, 100.0, lo_open=True, hi_open=True)
+        check_choice("prune_by", self.prune_by, PRUNE_BY)
+        check_float("prune_weight", self.prune_weight, 0.0, 1.0, hi_open=True)
+        check_float("forget_threshold", self.forget_threshold, 0.0, 1.0, lo_open=True)
+        check_int("difficulty_epochs", self.difficulty_epochs, 1)
+        if self.reweight_below is not None:
+            check_float("reweight_below", self.reweight_below, 0.0, lo_open=True)
+        check_float("reweight_factor", self.reweight_factor, 0.0, 1.0, hi_open=True)
+        check_float("dedup_threshold", self.dedup_threshold, 0.0, lo_open=True)
+        check_float("memsinks", self.memsinks, 0.0, 1.0, hi_open=True)
+        check_float("sink_active", self.sink_active, 0.0, 1.0, lo_open=True)
+        if self.memsinks and not HAS_SINKS[self.arch]:
+            raise FieldError("memsinks", f"needs --arch {' or '.join(a for a in ARCHS if HAS_SINKS[a])} (the masked "
+                                         f"model's MLPs are diffusers' own), got {self.arch}")
+        hidden = self.mlp_ratio * self.width
+        if self.memsinks and not 1 <= round(self.memsinks * hidden) < hidden:
+            raise FieldError("memsinks", f"leaves no sink or no shared unit of the {hidden} MLP units per block, "
+                                         f"got {self.memsinks:g}")
         if self.width % self.heads:
             raise UsageError(f"--width must be a multiple of --heads ({self.heads}), got {self.width}")
         if len(self.tokenizer_channels) != 3 or any(c <= 0 or c % 8 for c in self.tokenizer_channels):

@@ -23,10 +23,12 @@ from memlab.iar.data import image_set_tensors
 from memlab.iar.figures import plot_curves, plot_samples
 from memlab.iar.load import read_run_config
 from memlab.iar.models import MODEL_CLASSES
+from memlab.iar.mitigate.memsinks import training_masks
 from memlab.iar.stages import checkpoint_dir, checkpoint_epochs, first_reaching, saved_epochs
 from memlab.iar.tokenizer import ImageTokenizer
 from memlab.errors import UsageError
-from memlab.io import read_json, write_json
+from memlab.io import read_json, save_figure, write_json
+from memlab.iar.mitigate import cartography, trainset
 from memlab.rundir import STATE, RunDir
 
 STAGES = ("tokenizer", "model")
@@ -106,6 +108,29 @@ def target_rows(ids: list[str], targets: tuple[str, ...]) -> tuple[torch.Tensor,
     return torch.arange(len(ids)), "all training images"
 
 
+TOKENIZER_FIELDS = ("sample_size", "scales", "codebook_size", "latent_channels", "block_out_channels", "norm_type")
+
+
+def reused_tokenizer(cfg: RunConfig) -> ImageTokenizer:
+    """--tokenizer-from RUN (by default --prune-from RUN: a pruned retraining is compared with RUN on RUN's
+    tokens): RUN's tokenizer, refused (one line) when it is missing or is not the tokenizer this run would
+    train (another image size, scale list or codebook)."""
+    t = cfg.train
+    flag, run = ("--tokenizer-from", t.tokenizer_from) if t.tokenizer_from else ("--prune-from", t.prune_from)
+    src = Path(run) / "tokenizer"
+    if not (src / "config.json").is_file():
+        raise UsageError(f"{flag} {run}: no trained tokenizer there "
+                         f"({src / 'config.json'} is missing); give a finished `memlab iar train` run")
+    tok = load_pretrained(ImageTokenizer, src, "tokenizer").eval()
+    want = build_tokenizer(cfg).config
+    for key in TOKENIZER_FIELDS:
+        have, need = tok.config[key], want[key]
+        if (list(have) if isinstance(have, (list, tuple)) else have) != (list(need) if isinstance(need, (list, tuple)) else need):
+            raise UsageError(f"{flag} {run}: its tokenizer has {key} {have}, this run "
+                             f"needs {need}; train with the same image size, scales and tokenizer options")
+    return tok
+
+
 class _Stage:
     """One optimisation stage: fresh or restored module, AdamW + warmup/cosine, per-epoch checkpoint."""
 
@@ -171,6 +196,14 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: b
     train_x, train_y, heldout_x, heldout_y, ids = image_set_tensors(cfg.data)  # data errors before any write
     t = cfg.train
     targets, target_source = target_rows(ids, t.targets)
+    subset = trainset.select(t, train_x, ids)  # dedup / --prune-from (issue 14): errors before any write
+    if len(subset.keep) < len(ids):
+        targets = torch.as_tensor(trainset.remap(targets.tolist(), subset.keep))
+        train_x, train_y, ids = train_x[subset.keep], train_y[subset.keep], [ids[r] for r in subset.keep]
+        if not len(targets):
+            targets, target_source = target_rows(ids, ())
+    records = t.cartography or t.reweight_below is not None  # reweighting reads the last epoch's losses
+    reused = reused_tokenizer(cfg) if t.tokenizer_from or t.prune_from else None  # checked before any write
     if not rd.config_file.is_file():
         rd.start(cfg.to_dict())
     n_batches = len(range(0, len(train_x), t.batch_size))
@@ -178,6 +211,11 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: b
     metrics.setdefault("model", [])
 
     # --- stage 1: tokenizer (reconstruction MSE + VQ codebook/commitment loss) ---
+    if reused is not None and not (run / "tokenizer" / "config.json").is_file():
+        publish(reused, run / "tokenizer")
+        metrics["tokenizer"] = [{"epoch": 0, "reused_from": t.tokenizer_from or t.prune_from,
+                                 **_eval_tokenizer(reused, train_x, heldout_x)}]
+        write_json(_history(rd), metrics)
     if not (run / "tokenizer" / "config.json").is_file():
         st = _Stage(run, "tokenizer", ImageTokenizer, lambda: build_tokenizer(cfg), t.tokenizer_lr, cfg,
                     n_batches, t.tokenizer_epochs)
@@ -215,6 +253,10 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: b
     metrics["model"] = metrics["model"][: st.start]
     schedule = set(checkpoint_epochs(t.epochs))
     memorized = first_reaching([r.get("target_acc", 0.0) for r in metrics["model"]], t.memorized_acc)
+    weights = subset.weights
+    if records and st.start > 0 and t.reweight_below is not None:  # resumed: the weights of the next epoch
+        weights = trainset.reweighted(subset.weights, ids, cartography.read_table(run, upto=st.start),
+                                      t.reweight_below, t.reweight_factor)
     bar = tqdm(range(st.start, t.epochs), desc=f"{t.arch} model", file=sys.stderr, disable=not progress)
     for ep in bar:
         if memorized is not None and t.stop_when_memorized is not None:
@@ -222,12 +264,19 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: b
         g = epoch_generator(t.seed, "model", ep)
         total = 0.0
         for idx in _batches(len(train_x), t.batch_size, g):
-            loss = st.module.training_loss(tr[0][idx], tr[1][idx], g)
+            with training_masks(st.module, [ids[i] for i in idx.tolist()]):  # MemSinks: each image's own sinks
+                loss = trainset.weighted_loss(st.module, tr[0][idx], tr[1][idx], g, None if weights is None else weights[idx])
             st.step(loss)
             total += float(loss.detach()) * len(idx)
         row = {"epoch": ep + 1, "loss": total / len(train_x), "lr": st.sched.get_last_lr()[0],
                **_eval_model(st.module, tr, ho, targets)}
         metrics["model"].append(row)
+        if records:  # before the checkpoint, as history.json: a resumed run continues the same table
+            st.module.eval()
+            table = cartography.append(run, cartography.epoch_records(st.module, tr[0], tr[1], ids, ep + 1))
+            st.module.train()
+            if t.reweight_below is not None:
+                weights = trainset.reweighted(subset.weights, ids, table, t.reweight_below, t.reweight_factor)
         if memorized is None and row["target_acc"] >= t.memorized_acc:
             memorized = ep + 1
         stop = t.stop_when_memorized is not None and memorized == ep + 1  # its weights are the final ones
@@ -247,11 +296,16 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: b
         model.attach_tokenizer(tok)
         plot_curves(metrics, run / "curves.png")
         plot_samples(model, train_x[:8], train_y[:8], model.default_prefix(), run / "samples.png")  # the attack's
+        if t.cartography:
+            per_image = cartography.scores(cartography.read_table(run), t.forget_threshold, t.difficulty_epochs)
+            save_figure(cartography.quadrant_figure(per_image, f"{t.arch}, seed {t.seed}"), run / cartography.FIGURE)
     metrics["final"] = {"tokenizer": metrics["tokenizer"][-1] if metrics["tokenizer"] else {},
                         "model": metrics["model"][-1] if metrics["model"] else {}}
     metrics["memorized_acc"], metrics["memorized_epoch"] = t.memorized_acc, memorized
     metrics["stopped_epoch"] = last if t.stop_when_memorized is not None and memorized == last < t.epochs else None
     metrics["targets"] = {"source": target_source, "n": len(targets)}
     metrics["checkpoints"] = saved_epochs(run)
+    if subset.info:
+        metrics["training_set"] = {"rows": len(ids), **subset.info}
     rd.finish(metrics)  # last: marks the run finished
     return metrics
