@@ -118,6 +118,9 @@ def _figure(table: pd.DataFrame, onset: pd.DataFrame):
                    marker="o", ms=3, capsize=2, color=f"C{k}", label=split)
     a.set(xscale="log", xlabel="copies in the training set", ylabel="memorization score", ylim=(-0.02, 1.02),
           title="score against copies")
+    copies = sorted(table["copies"].unique())
+    a.set_xticks(copies, [str(c) for c in copies])
+    a.minorticks_off()
     legend_outside(a)
     for k, (c, g) in enumerate(onset.groupby("copies")):
         b.plot(g["epoch"], g["accuracy"], "o-", ms=3, color=f"C{k}", label=f"{c} copies")

@@ -152,6 +152,9 @@ def _figure(drops: pd.DataFrame, red: pd.DataFrame):
                    capsize=2, ls="-" if mem else "--", label=f"{mode}, {'memorized' if mem else 'not memorized'}")
     a.set(xscale="log", xlabel="prefix tokens perturbed, m", ylabel="drop of the memorization score",
           title="prefix perturbation")
+    ms = sorted(drops["m"].unique())
+    a.set_xticks(ms, [str(m) for m in ms])
+    a.minorticks_off()
     legend_outside(a)
     for i, col in enumerate(("low_perturb", "low_zlib")):
         for j, mem in enumerate((True, False)):
