@@ -35,7 +35,8 @@ def gmm_diagnostics(means_MxD, variance: float, train_NxD, truth, true_frac: flo
     within = float(truth.weights_K @ truth.within_eigenvalues().sum(axis=1))
     near_true = to_true_M < true_frac * np.sqrt(within)
     return {**_counts(near_train, near_true), "learned_variance": float(variance),
-            "true_variance": float(truth.variance),
+            # the shared isotropic variance the estimator learns: s2 on the GMM, tau^2 on the low-rank GMM
+            "true_variance": float(getattr(truth, "noise", truth.variance)),
             "mean_distance_to_true": float(to_true_M.mean())}
 
 

@@ -82,13 +82,16 @@ def test_fused_gradient_under_vmap_over_seeds():
 
 
 @pytest.mark.parametrize("model, dataset", [("mlp", "gmm"), ("mixture", "templates"), ("unet", "templates"),
-                                            ("dit", "templates")])
+                                            ("dit", "templates"), ("mixture", "lowrank-gmm")])
 def test_autodiff_models_blocked_loss_equals_the_unblocked_one(model, dataset):
-    """The MLP, the template mixture, the U-Net and the DiT train on `blocked_sum` of their x0 loss: same
+    """The MLP, the template and low-rank mixtures, the U-Net and the DiT train on `blocked_sum` of their x0 loss: same
     value and gradient as differentiating all rows at once, with padding (37 rows in blocks of 5). The
     weights are perturbed off their start, whose zero heads would leave most gradients exactly zero."""
-    ds = (synthetic.make_gmm(dim=6, components=2, n_train=37, n_test=5, seed=0) if dataset == "gmm" else
-          synthetic.make_templates(components=2, n_train=37, n_test=5, height=3, width=3, seed=0))
+    ds = {"gmm": lambda: synthetic.make_gmm(dim=6, components=2, n_train=37, n_test=5, seed=0),
+          "lowrank-gmm": lambda: synthetic.make_lowrank_gmm(dim=6, components=2, rank=2, n_train=37, n_test=5,
+                                                            noise=0.1, seed=0),
+          "templates": lambda: synthetic.make_templates(components=2, n_train=37, n_test=5, height=3, width=3,
+                                                        seed=0)}[dataset]()
     den = build_denoiser(model, 8, 1, "eps", ds)
     leaves, tree = jax.tree_util.tree_flatten(init_params(den, "random", ds, seed=1))
     keys = jax.random.split(jax.random.PRNGKey(2), len(leaves))

@@ -1,6 +1,7 @@
 """The mixture estimators (flax): M trainable components whose output is the exact posterior mean (x0) of
 that mixture under the VP process; on the GMM, M means and one shared variance, on the colored templates,
-M templates, M colour means and one shared colour variance. Uniform fixed weights. Size on the M axis: M."""
+M templates, M colour means and one shared colour variance, on the low-rank GMM, M means, M rank-r factors
+(r: the data's rank) and one shared isotropic variance. Uniform fixed weights. Size on the M axis: M."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from memlab.diffusion.denoisers import gmm_posterior_mean, template_posterior_mean
+from memlab.diffusion.lowrank import lowrank_posterior_mean
 from memlab.diffusion.mixture_loss import gmm_weighted_sq_error
 from memlab.diffusion.networks.denoiser import Denoiser, Family
 
@@ -52,6 +54,26 @@ class TemplateMixture(nn.Module):
         return template_posterior_mean(x_BxD, t_B, temps_MxP, mu_MxC, std**2, logw_M)
 
 
+class LowRankMixture(nn.Module):
+    """M trainable means, M factors F_m (d x r: component covariance F_m F_m^T + tau^2 I) and one shared
+    isotropic variance tau^2 = std^2."""
+
+    size: int
+    dim: int
+    rank: int
+
+    @nn.compact
+    def __call__(self, x_BxD, t_B):
+        means_MxD = self.param("means_MxD", nn.initializers.normal(1.0), (self.size, self.dim))
+        factors_MxDxR = self.param("factors_MxDxR", nn.initializers.normal(1.0), (self.size, self.dim, self.rank))
+        std = self.param("std", nn.initializers.ones, ())
+        logw_M = jnp.zeros((self.size,), x_BxD.dtype)
+        return lowrank_posterior_mean(x_BxD, t_B, means_MxD, factors_MxDxR, std**2, logw_M)
+
+
+PMEM_FACTOR = 1e-3  # "pmem" factors start this small (not 0: F = 0 is a stationary point of the loss)
+
+
 def pmem_indices(n: int, m: int, rng: np.random.Generator) -> np.ndarray:
     """M distinct training points (all N, then repeats, when M > N), in a seed-dependent order."""
     reps = -(-m // n)
@@ -81,6 +103,10 @@ class MixtureFamily(Family):
         if dataset.name == "templates":
             c, h, w = dataset.shape
             return Denoiser(TemplateMixture(cfg.size, h * w, c), cfg.predict, "x0", self.name, width)
+        if dataset.name == "lowrank-gmm":
+            rank = dataset.truth.rank
+            return Denoiser(LowRankMixture(cfg.size, dataset.dim, rank), cfg.predict, "x0", self.name,
+                            cfg.size * (rank + 1) + dataset.dim, row_floats=cfg.size * dataset.dim)
         return Denoiser(GMMMixture(cfg.size, dataset.dim), cfg.predict, "x0", self.name, width,
                         fused_loss=gmm_weighted_sq_error)
 
@@ -92,6 +118,16 @@ class MixtureFamily(Family):
         train = np.asarray(dataset.train_NxD, np.float64)
         size = den.module.size
         f32 = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
+        if isinstance(den.module, LowRankMixture):
+            shape = (size, dataset.dim, den.module.rank)
+            if init == "pmem":
+                return {"means_MxD": f32(train[pmem_indices(len(train), size, rng)]),
+                        "factors_MxDxR": f32(PMEM_FACTOR * rng.standard_normal(shape)),
+                        "std": f32(math.sqrt(PMEM_VARIANCE))}
+            means = train.mean(0) + train.std(0) * rng.standard_normal((size, dataset.dim))
+            scale = np.sqrt(train.var(0).mean() / den.module.rank)
+            return {"means_MxD": f32(means), "factors_MxDxR": f32(scale * rng.standard_normal(shape)),
+                    "std": f32(np.sqrt(train.var(0).mean()))}
         if isinstance(den.module, GMMMixture):
             if init == "pmem":
                 return {"means_MxD": f32(train[pmem_indices(len(train), size, rng)]),
