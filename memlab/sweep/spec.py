@@ -48,7 +48,7 @@ class SweepSpec:
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d.pop("source")
-        d["data"] = [dataclasses.asdict(c) for c in self.data]
+        d["data"] = [data_fields(c) for c in self.data]  # as hashed: earlier sweeps' saved specs still match
         d["sizes"] = list(self.sizes)
         return d
 
@@ -81,8 +81,9 @@ LOWRANK_ONLY = ("rank", "noise")  # DataConfig fields that only the low-rank GMM
 
 
 def data_fields(cfg: DataConfig) -> dict:
-    """The data config as hashed into cell ids and data keys: without the low-rank GMM's own fields for the
-    other datasets, so that cells of sweeps from before those fields existed keep their ids."""
+    """The data config as hashed into cell ids and data keys and saved in the spec: without the low-rank GMM's
+    own fields for the other datasets, so that sweeps from before those fields existed keep their cell ids
+    and resume (their saved spec compares equal)."""
     d = dataclasses.asdict(cfg)
     if cfg.dataset != "lowrank-gmm":
         for name in LOWRANK_ONLY:

@@ -42,6 +42,9 @@ def test_sweep_spec_takes_the_lowrank_gmm_and_old_cells_keep_their_ids():
                                               "n_train": [40, 80]}, "model": {"sizes": [0.5]}})
     assert [(c.dataset, c.rank, c.noise, c.n_train) for c in spec.data] == [("lowrank-gmm", 3, 0.1, 40),
                                                                              ("lowrank-gmm", 3, 0.1, 80)]
+    assert {"rank", "noise"} <= set(spec.to_json()["data"][0])
+    gmm = parse_spec({"name": "g", "data": {"dim": 10}, "model": {"sizes": [0.5]}})
+    assert not {"rank", "noise"} & set(gmm.to_json()["data"][0])  # a sweep saved before them still resumes
     # rank and noise enter the identity of low-rank cells only
     assert data_key(DataConfig(rank=3)) == data_key(DataConfig(rank=5, noise=0.2))
     assert data_key(DataConfig(dataset="lowrank-gmm", rank=3)) != data_key(DataConfig(dataset="lowrank-gmm", rank=5))
