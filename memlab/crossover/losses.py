@@ -101,17 +101,21 @@ def query_layout(n: int, draws: int, repeats: int, chunk: int) -> tuple[int, int
     return R, -(-(n * R) // n_chunks), n_chunks
 
 
-@partial(jax.jit, static_argnames=("draws", "chunk", "unroll"))
-def _losses_at_t(key_t, t, points_NxD, idx_PxGxL, valid_GxL, star, draws: int, chunk: int, unroll=1):
+@partial(jax.jit, static_argnames=("draws", "chunk", "last_prefix_is_all", "unroll"))
+def _losses_at_t(key, t_index, t_T, points_NxD, idx_PxGxL, valid_GxL, star, draws: int, chunk: int,
+                 last_prefix_is_all: bool = False, unroll=1):
     """Every loss at one noise level in one program: the noise draws, then per permutation and per chunk of
     its queries the logits (once), theta_mem, theta_star and the prefix losses. Returns the mean over draws
     of theta_mem (N), theta_star (N) and theta_pmem per permutation (P x G x N); x0 units.
-    Draw r of point i goes to permutation r mod P, as in `draws_per_permutation`."""
+    Draw r of point i goes to permutation r mod P, as in `draws_per_permutation`. t_T: the time grid,
+    t_index: the level (it also seeds the draws). last_prefix_is_all: the largest M is N, so theta_mem's loss
+    is the last prefix's (no separate softmax over all N points)."""
     N, D = points_NxD.shape
     P = idx_PxGxL.shape[0]
     R, C, n_chunks = query_layout(N, draws, P, chunk)
     Q, pad = N * R, n_chunks * C - N * R
-    eps_NxDrawsxD = _draws(key_t, jnp.arange(N), draws, D, points_NxD.dtype)
+    t = t_T[t_index]
+    eps_NxDrawsxD = _draws(jax.random.fold_in(key, t_index), jnp.arange(N), draws, D, points_NxD.dtype)
     eps_NxRPxD = jnp.concatenate([eps_NxDrawsxD, jnp.zeros((N, R * P - draws, D), points_NxD.dtype)], axis=1)
     eps_PxQxD = eps_NxRPxD.reshape(N, R, P, D).transpose(2, 0, 1, 3).reshape(P, Q, D)
     x0_QxD = jnp.repeat(points_NxD, R, axis=0)
@@ -124,9 +128,12 @@ def _losses_at_t(key_t, t, points_NxD, idx_PxGxL, valid_GxL, star, draws: int, c
     def one_chunk(idx_GxL, x0_CxD, eps_CxD):
         xt_CxD = add_noise(x0_CxD, eps_CxD, t)
         logits_CxN = empirical_logits(xt_CxD, t, points_NxD, sq_norms_N)
-        mem_C = jnp.sum((jax.nn.softmax(logits_CxN, axis=1) @ points_NxD - x0_CxD) ** 2, axis=1)
         star_C = jnp.sum((star(xt_CxD, t) - x0_CxD) ** 2, axis=1)
-        return mem_C, star_C, _prefix_losses(x0_CxD, logits_CxN, idx_GxL, valid_GxL, points_NxD, unroll)
+        pmem_GxC = _prefix_losses(x0_CxD, logits_CxN, idx_GxL, valid_GxL, points_NxD, unroll)
+        if last_prefix_is_all:  # theta_pmem(N) is theta_mem: its loss is already there
+            return pmem_GxC[-1], star_C, pmem_GxC
+        mem_C = jnp.sum((jax.nn.softmax(logits_CxN, axis=1) @ points_NxD - x0_CxD) ** 2, axis=1)
+        return mem_C, star_C, pmem_GxC
 
     def one_perm(args):
         idx_GxL, eps_QxD = args
@@ -175,8 +182,10 @@ def monte_carlo_losses(dataset, t_T: np.ndarray, m_G: np.ndarray, draws: int, re
     key = jax.random.key(seed)
     T = len(t_T)
     # Dispatch every noise level before collecting any: JAX runs them back to back while Python waits.
-    pending = [_losses_at_t(jax.random.fold_in(key, ti), jnp.asarray(t, dtype), points, idx_PxGxL, valid, star,
-                            draws, chunk) for ti, t in enumerate(t_T)]
+    t_T_dev = jnp.asarray(np.asarray(t_T), dtype)
+    last_is_all = int(m_G[-1]) == N
+    pending = [_losses_at_t(key, ti, t_T_dev, points, idx_PxGxL, valid, star, draws, chunk, last_is_all)
+               for ti in range(T)]
     mem, star_, pmem = np.zeros((N, T)), np.zeros((N, T)), np.zeros((repeats, len(m_G), N, T))
     for ti, (m_N, s_N, p_PxGxN) in enumerate(pending):
         mem[:, ti], star_[:, ti], pmem[..., ti] = np.asarray(m_N), np.asarray(s_N), np.asarray(p_PxGxN)
