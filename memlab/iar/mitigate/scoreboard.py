@@ -69,8 +69,14 @@ def check_same_tokens(model, base_tokens_NxL: torch.Tensor, images, name: str, b
 
 
 def compute_of(run: Path) -> dict:
+    """What producing the run cost, as its metrics.json says: seconds and steps (unlearning), and for a
+    trained run the epochs of its model stage (a retraining's budget; seconds are not recorded there)."""
     metrics = read_json(run / "metrics.json")
-    return {f"compute_{k}": metrics[k] for k in COMPUTE_KEYS if isinstance(metrics.get(k), (int, float))}
+    out = {f"compute_{k}": metrics[k] for k in COMPUTE_KEYS if isinstance(metrics.get(k), (int, float))}
+    epoch = ((metrics.get("final") or {}).get("model") or {}).get("epoch") if isinstance(metrics.get("final"), dict) else None
+    if isinstance(epoch, int) and "compute_steps" not in out:  # an unlearned run keeps its base's epochs
+        out["compute_epochs"] = epoch
+    return out
 
 
 def score_mitigations(base_model, data, edits: Path, runs: dict[str, tuple[Path, object]], out: RunDir,
