@@ -72,3 +72,15 @@ def test_compressed_ratio_is_smaller_for_repetitive_sequences():
     rng = np.random.default_rng(0)
     rep, rand = np.zeros((1, 256), int), rng.integers(0, 256, (1, 256))
     assert compressed_ratio(rep)[0] < 0.2 < compressed_ratio(rand)[0]
+
+
+def test_group_of_k_pools_k_images_per_bin():
+    # bin 0: four images on four disjoint pairs of codes; bin 9: two constant images on one code
+    tokens = np.array([[0, 1], [2, 3], [4, 5], [6, 7], [8, 8], [8, 8]])
+    scores = np.array([0.0, 0.01, 0.02, 0.03, 1.0, 1.0])
+    all_pooled = group_table(tokens, scores, vocab=16, n_bins=10, min_bin=2)
+    assert all_pooled["group_entropy"].tolist() == pytest.approx([math.log(8), 0.0])
+    two = group_table(tokens, scores, vocab=16, n_bins=10, min_bin=2, size=2)
+    assert two["group_entropy"].tolist() == pytest.approx([math.log(4), 0.0])  # any two disjoint images: 4 codes
+    assert two["n_images"].tolist() == [4, 2]
+    assert group_table(tokens, scores, 16, 10, min_bin=1, size=3)["bin"].tolist() == [0]  # bin 9 has only 2

@@ -23,6 +23,8 @@ class AnalyzeConfig:
     memorized_at: float = option(0.9, "an image is memorized when its edit-distance score is at least this, in (0, 1]")
     n_bins: int = option(10, "memorization-score bins of the group entropy (equal width over [0, 1])")
     min_bin: int = option(2, "images a bin needs to enter the group-entropy fit")
+    group_size: int = option(3, "also fit the group law with k images pooled per bin (mean of 20 seeded draws), "
+                                "so bin size does not drive the entropy (0: only the paper's all-pooled law)")
     min_k: float = option(20.0, "k of the min-k% token-probability baseline", unit="percent")
     ms: tuple[int, ...] = option((), "numbers of prefix tokens perturbed, each at most the prefix's tokens",
                                  shown="1,2,4,... and all of them")
@@ -47,6 +49,7 @@ class AnalyzeConfig:
         check_float("memorized_at", self.memorized_at, 0.0, 1.0, lo_open=True)
         check_int("n_bins", self.n_bins, 2)
         check_int("min_bin", self.min_bin, 1)
+        check_int("group_size", self.group_size, 0)
         check_float("min_k", self.min_k, 0.0, 100.0, lo_open=True)
         for m in self.ms:
             check_int("ms (each value)", m, 1)
