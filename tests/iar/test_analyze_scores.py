@@ -84,3 +84,14 @@ def test_group_of_k_pools_k_images_per_bin():
     assert two["group_entropy"].tolist() == pytest.approx([math.log(4), 0.0])  # any two disjoint images: 4 codes
     assert two["n_images"].tolist() == [4, 2]
     assert group_table(tokens, scores, 16, 10, min_bin=1, size=3)["bin"].tolist() == [0]  # bin 9 has only 2
+
+
+def test_half_samples_draw_half_the_rows_without_replacement():
+    from memlab.iar.analyze.context import bootstrap_many
+
+    x = np.arange(40)
+    unique_share = lambda v: len(np.unique(v)) / 40  # noqa: E731
+    lo, hi = bootstrap_many(unique_share, (x,), 50, 0.95, np.random.default_rng(0), half=True)
+    assert lo[0] == hi[0] == 0.5
+    lo, hi = bootstrap_many(unique_share, (x,), 50, 0.95, np.random.default_rng(0))
+    assert 0.5 < lo[0] < hi[0] < 0.8  # with replacement: about 63% of the rows are distinct

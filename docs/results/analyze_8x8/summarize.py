@@ -72,5 +72,39 @@ def main(runs: Path) -> None:
         pd.DataFrame(red).to_csv(HERE / "redundancy.csv", index=False)
 
 
+def _markdown(df: pd.DataFrame) -> str:
+    """A pivot table as a markdown table (index levels first); no tabulate needed."""
+    df = df.reset_index()
+    rows = [[str(c) for c in df.columns]] + [["" if pd.isna(v) else str(v) for v in r] for r in df.itertuples(index=False)]
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows[1:]])
+
+
+def _ci(df: pd.DataFrame, col: str, digits: int = 2) -> pd.Series:
+    return df.apply(lambda r: f"{r[col]:.{digits}f} [{r[col + '_lo']:.{digits}f}, {r[col + '_hi']:.{digits}f}]", axis=1)
+
+
+def report() -> str:
+    """The markdown tables of docs/iar_analyses.md, from the CSVs of this folder."""
+    law, auc = pd.read_csv(HERE / "law.csv"), pd.read_csv(HERE / "auc.csv")
+    per, freq = pd.read_csv(HERE / "perturb.csv"), pd.read_csv(HERE / "frequency.csv")
+    key = ["run", "stage", "stage_epoch"]
+    parts = []
+    law = law[(law["tokens"] == "all") & (law["stage"] != "final")].assign(fit=lambda d: _ci(d, "r") + ", slope "
+                                                                           + _ci(d, "slope", 3))
+    parts.append(_markdown(law.pivot_table(index=key, columns="law", values="fit", aggfunc="first")))
+    a = auc[auc["stage"] != "final"].assign(v=lambda d: _ci(d, "auc"))
+    parts.append(_markdown(a.pivot_table(index=key, columns="test", values="v", aggfunc="first")))
+    p1 = per[(per["stage"] != "final") & (per["m"] == per.groupby(key)["m"].transform("min"))]
+    p1 = p1.assign(v=lambda d: _ci(d, "drop") + " (n " + d["n"].astype(str) + ")",
+                   who=lambda d: d["mode"] + ", " + d["memorized"].map({True: "memorized", False: "not memorized"}))
+    parts.append(_markdown(p1.pivot_table(index=key, columns="who", values="v", aggfunc="first")))
+    g = freq[(freq["split"] != "all") & (freq["stage"] != "final")].dropna(subset=["gain"])
+    g = g.assign(v=lambda d: _ci(d, "gain") + " (n " + d["n"].astype(str) + ")")
+    parts.append(_markdown(g.pivot_table(index=[*key, "split"], columns="copies", values="v", aggfunc="first")))
+    return "\n\n".join(parts)
+
+
 if __name__ == "__main__":
     main(Path(sys.argv[1]))
+    print(report())

@@ -81,14 +81,17 @@ class Context:
 
 
 def bootstrap_many(stat, arrays: tuple, n_boot: int, level: float, rng: np.random.Generator,
-                   groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   groups: np.ndarray | None = None, half: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Percentile intervals (lo_K, hi_K) of the K numbers `stat(*arrays)` returns, over resamples of the rows
     (within each group of `groups` when given, so a two-sample statistic keeps its sample sizes); each number's
-    NaN resamples are dropped."""
+    NaN resamples are dropped. half: half-samples without replacement instead, for statistics that a repeated
+    row biases (a pooled entropy falls when an image is pooled twice); their interval is the wider one."""
     n = len(arrays[0])
     vals = []
     for _ in range(n_boot):
-        if groups is None:
+        if half:
+            idx = rng.choice(n, max(1, n // 2), replace=False)
+        elif groups is None:
             idx = rng.integers(0, n, n)
         else:
             idx = np.concatenate([rng.choice(np.flatnonzero(groups == g), (groups == g).sum())

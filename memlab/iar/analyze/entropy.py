@@ -5,8 +5,9 @@ its memorization score. Per group: bin the images by memorization score (equal-w
 the tokens of each bin and take the entropy of that pooled distribution (the paper's group entropy); fit the
 bins' mean score against their group entropy. A pooled entropy grows with the number of images pooled, so bins
 of different sizes differ in entropy for that reason alone; the "group of k" law pools k images per bin
-(averaged over seeded draws) to take bin size out. Both fits report slope, intercept and Pearson r, each with a
-bootstrap interval over images (bins are rebuilt in every resample)."""
+(averaged over seeded draws) to take bin size out. Every fit reports slope, intercept and Pearson r with a
+bootstrap interval over images (bins rebuilt in every resample); the group laws use half-samples without
+replacement, since an image drawn twice would lower its bin's pooled entropy."""
 
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ def _fits(ctx: Context, tokens: np.ndarray, scores: np.ndarray, ent: np.ndarray,
     for law, fit, arrays, size in laws:
         slope, icpt, r = fit(*arrays)
         row = {"tokens": what, "law": law, "slope": slope, "intercept": icpt, "r": r}
-        lo, hi = bootstrap_many(fit, arrays, cfg.n_boot, cfg.level, ctx.rng(salt + len(out)))
+        lo, hi = bootstrap_many(fit, arrays, cfg.n_boot, cfg.level, ctx.rng(salt + len(out)), half=size is not None)
         for k, name in enumerate(("slope", "intercept", "r")):
             row[f"{name}_lo"], row[f"{name}_hi"] = float(lo[k]), float(hi[k])
         row["n_points"] = len(scores) if size is None else len(group_table(tokens, scores, V, cfg.n_bins, cfg.min_bin,
