@@ -104,7 +104,8 @@ def xla_check(ds, m_G, draws: int, P: int) -> dict:
         "noise_draws": {"xla_flops": draws_f, "model_matmul_flops": 0},
     }
     for v in pieces.values():
-        v["xla_over_model"] = v["xla_flops"] / max(v["model_matmul_flops"] + v.get("model_elementwise_flops", 0), 1)
+        modelled = v["model_matmul_flops"] + v.get("model_elementwise_flops", 0)
+        v["xla_over_model"] = v["xla_flops"] / modelled if modelled else None  # the draws: integer work
     return {"program": f"one permutation at t = 0.5: {R} draws per point, {Q} queries in one block", "pieces": pieces}
 
 
