@@ -138,13 +138,16 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     candidates = [int(c) for c in args.candidates.split(",")]
+    from machine import load_average, machine
+
+    load_before = load_average()
     rows = [bench_arch(a, args.conditions, c, args.batch_size, args.repeats)
             for c in candidates for a in ("next-scale", "raster")]
     yard = [bench_yardstick(a, args.yardstick_conditions, args.batch_size, max(1, args.repeats // 2), args.n_samples)
             for a in ("next-scale", "raster")] if args.yardstick_conditions else []
     result = {"conditions": args.conditions, "candidates": candidates, "batch_size": args.batch_size,
               "threads": args.threads, "repeats": args.repeats, "torch": torch.__version__, "results": rows,
-              "yardstick": yard}
+              "yardstick": yard, "machine": {**machine("torch"), "load_average_before": load_before}}
     write_json(args.out, result)
     for r in rows:
         print(f"{r['arch']:>10}, {r['candidates']:3d} candidates: one at a time "

@@ -119,9 +119,13 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    from machine import load_average, machine
+
+    load_before = load_average()
     rows = [bench_arch(a, args.n_images, args.n_aug, args.batch_size, args.repeats) for a in ("next-scale", "raster")]
     result = {"n_images": args.n_images, "n_aug": args.n_aug, "batch_size": args.batch_size, "threads": args.threads,
-              "repeats": args.repeats, "torch": torch.__version__, "results": rows}
+              "repeats": args.repeats, "torch": torch.__version__, "results": rows,
+              "machine": {**machine("torch"), "load_average_before": load_before}}
     write_json(args.out, result)
     for r in rows:
         print(f"{r['arch']:>10}: bare {r['bare_forward_per_s']:6.0f} img*aug/s, hooks+stats "

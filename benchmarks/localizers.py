@@ -52,9 +52,13 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    from machine import load_average, machine
+
+    load_before = load_average()
     rows = [r for a in args.archs.split(",") for r in bench_arch(a, args.n_samples)]
     write_json(args.out, {"threads": args.threads, "n_samples": args.n_samples, "torch": torch.__version__,
-                          "timing": "CPU seconds of this process", "results": rows})
+                          "timing": "CPU seconds of this process", "results": rows,
+                          "machine": {**machine("torch"), "load_average_before": load_before}})
 
 
 if __name__ == "__main__":

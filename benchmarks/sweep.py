@@ -74,7 +74,8 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=4)
     ap.add_argument("--steps", type=int, default=300)
     args = ap.parse_args()
-    result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "spec": SPEC}
+    result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                          "load_average_before": [round(v, 2) for v in os.getloadavg()]}, "spec": SPEC}
     result["local"] = time_backend("local", args.workers)
     try:
         import ray  # noqa: F401
@@ -90,6 +91,7 @@ def main() -> int:
     else:
         result["ray"] = "skipped (Ray not installed: pip install -e '.[ray]')" if not have_ray else "skipped"
     result["seed_modes"] = time_seed_modes(args.seeds, args.steps)
+    result["machine"]["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
     write_json(args.out, result)
     print(to_json(result))
     print(f"wrote {args.out}", file=sys.stderr)
