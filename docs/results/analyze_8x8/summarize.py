@@ -4,8 +4,8 @@ folder and the figures of docs/figures/analyze_8x8_*.png.
     python docs/results/analyze_8x8/summarize.py /work/runs8/analyze
 
 Reads RUNS/G-<arch>-s<seed>-g<start>.<stage>.json (the --json output of each analysis) and the tables in
-the result directory each names; writes law.csv, auc.csv, perturb.csv, redundancy.csv, frequency.csv,
-onset.csv (one row per run, stage and table row)."""
+the result directory each names; writes law.csv, groups.csv, auc.csv, perturb.csv, redundancy.csv,
+frequency.csv, onset.csv (one row per run, stage and table row) and report.md (the tables of the docs page)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ HERE = Path(__file__).resolve().parent
 FIGURES = HERE.parents[1] / "figures"
 TABLES = {"law": "entropy_fits", "groups": "entropy_groups", "auc": "inference_auc", "perturb": "perturb_drops",
           "frequency": "frequency", "onset": "frequency_onset"}
-FIGURE_RUNS = ("G-next-scale-s0-g0", "G-raster-s0-g0")  # figures of these runs go into docs/figures
+FIGURE_RUNS = ("G-next-scale-s0-g0", "G-raster-s0-g0")  # figures of these runs go into docs/figures ...
+FIGURE_STAGES = {"memorized": ("entropy", "inference", "perturb", "frequency"), "epoch32": ("perturb", "frequency"),
+                 "epoch8": ("entropy",)}  # ... at these stages
 
 
 ENTROPY = ("law", "groups")  # the tables a later `--what entropy --tag law` run replaces
@@ -62,6 +64,8 @@ def main(runs: Path) -> None:
                 if (law_only and png.stem != "entropy") or (not law_only and redo and png.stem == "entropy"):
                     continue  # the entropy figure of the law run where there is one
                 stage = cols["stage"] if cols["stage"] != "epoch" else f"epoch{cols['stage_epoch']}"
+                if png.stem not in FIGURE_STAGES.get(stage, ()):
+                    continue
                 shutil.copy(png, FIGURES / f"analyze_8x8_{arch}_{stage}_{png.name}")
     for key, frames in out.items():
         if frames:
@@ -107,4 +111,4 @@ def report() -> str:
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]))
-    print(report())
+    (HERE / "report.md").write_text(report() + "\n")
