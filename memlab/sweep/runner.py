@@ -40,6 +40,9 @@ def _worker_init(parent_pid: int, single_thread: bool) -> None:
     # Several JAX processes on few cores: one XLA thread each avoids oversubscription.
     if single_thread and "XLA_FLAGS" not in os.environ:
         os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    # On a GPU each JAX process reserves 75% of its memory by default: with several workers on one device all
+    # but the first would fail. Allocate on demand instead (a no-op on CPU).
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
     # A worker whose driver was killed (kill -9 leaves pool workers orphaned) exits instead of running on.
     def watch():
