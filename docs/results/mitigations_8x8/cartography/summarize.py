@@ -79,5 +79,11 @@ if score_rows:
     s = pd.concat(score_rows, ignore_index=True)
     s.to_csv(OUT["cartography"] / "scores.csv", index=False)  # every method: prune, dedup, merge beside unedited
     print(s.to_string(index=False))
+rw = RUNS8 / "B-next-scale-s0" / "mitigations-cartography-reweight"
+if (rw / "mitigations.csv").is_file():  # the one reweighting run (next-scale, seed 0)
+    b = pd.read_csv(rw / "mitigations.csv")
+    b[b["kind"].isin(["unedited", "mitigation"])].to_csv(OUT["cartography"] / "reweight-next-scale-s0.csv", index=False)
+    pd.read_csv(rw / "verdicts.csv").query("method == 'reweight'").to_csv(
+        OUT["cartography"] / "reweight-next-scale-s0_verdicts.csv", index=False)
 if monitor_rows:
     pd.concat(monitor_rows, ignore_index=True).to_csv(OUT["merge"] / "monitor.csv", index=False)
