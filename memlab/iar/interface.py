@@ -126,6 +126,13 @@ class IARModel(nn.Module, abc.ABC):
         """Token positions of each scale (next-scale); one slice over the whole sequence otherwise."""
         return [slice(0, self.seq_len)]
 
+    def code_vectors(self) -> torch.Tensor:
+        """V x C: what each code stands for, so that 'nearest code' has a meaning: by default the decoded image of
+        a sequence of that code alone; models with a codebook return its vectors."""
+        seqs = torch.arange(self.vocab_size)[:, None].expand(-1, self.seq_len).to(self.device)
+        with torch.no_grad():
+            return self.decode(seqs).flatten(1).float().cpu()
+
     def tokenizer_module(self) -> nn.Module:
         """The module whose weights decide `tokenize` (what a token cache is keyed on); the whole model when
         tokenizing is not a separate module (then any change of the model invalidates such a cache)."""

@@ -75,9 +75,12 @@ FLOAT_OPTIONS: dict[str, tuple[Callable[[Ctx], list[str]], list[str]]] = {
     "iar localizers": (lambda c: ["iar", "localizers", str(c.iar_run()), "--methods", "activation", "--ks", "10",
                                   "--factors", "0", "--cloud-ks", "5", "--n-samples", "8", "--n-boot", "20"], []),
     "iar analyze": (lambda c: ["iar", "analyze", str(c.iar_run()), "--what", "entropy", "--n-boot", "10"], []),
+    "iar unlearn": (lambda c: ["iar", "unlearn", str(c.iar_run()), "--method", "ga", "--steps", "1",
+                               "--out", c.p("unlearned")], []),
+    "iar monitor": (lambda c: ["iar", "monitor", str(c.iar_run()), "--n-samples", "8"], []),
 }
 # Values a field documents as allowed: ExtractConfig.nn_ratio "inf = off" (no nearest-neighbour rule).
-ALLOWED = {("iar extract", "--nn-ratio", "inf"), ("iar ablate", "--nn-ratio", "inf"),
+ALLOWED = {("iar extract", "--nn-ratio", "inf"), ("iar ablate", "--nn-ratio", "inf"), ("iar unlearn", "--nn-ratio", "inf"),
            ("iar localizers", "--nn-ratio", "inf")}
 
 

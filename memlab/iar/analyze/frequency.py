@@ -100,10 +100,10 @@ def analyze(ctx: Context) -> Result:
         g = g.sort_values("epoch")
         hit = g.loc[g["accuracy"] >= MEMORIZED_ACC, "epoch"]
         first[int(c)] = int(hit.iloc[0]) if len(hit) else None
-    summary = {"by_copies": {f"{r.copies} {r.split}": {k: getattr(r, k) for k in ("n", "score", "score_lo", "score_hi",
-                                                                                   "memorized")}
-                             | ({"gain": r.gain, "gain_lo": r.gain_lo, "gain_hi": r.gain_hi} if r.split != "all" else {})
-                             for r in table.itertuples()},
+    summary = {"by_copies": {f"{r['copies']} {r['split']}": {k: r[k] for k in ("n", "score", "score_lo", "score_hi",
+                                                                                 "memorized")}
+                             | ({k: r[k] for k in ("gain", "gain_lo", "gain_hi")} if r["split"] != "all" else {})
+                             for r in table.to_dict("records")},
                "reference": ref is not None, "first_epoch_memorized": first, "memorized_acc": MEMORIZED_ACC}
     return Result(tables={"frequency": table, "frequency_images": images, "frequency_onset": onset},
                   figures={"frequency": _figure(table, onset)}, summary=summary)

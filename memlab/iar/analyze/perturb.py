@@ -43,14 +43,11 @@ def perturb_counts(model: IARModel, prefix: int, ms: tuple[int, ...]) -> list[in
 
 
 def code_vectors(model: IARModel) -> torch.Tensor:
-    """V x C vectors of the codes: the tokenizer's codebook when it has one, else each code's decoded image
-    (a sequence of that code alone), so 'nearest' means nearest in what the code stands for."""
-    book = getattr(model.tokenizer_module(), "codebook", None)
-    if isinstance(book, torch.Tensor) and book.ndim == 2 and len(book) == model.vocab_size:
-        return book.detach().float().cpu()
-    seqs = torch.arange(model.vocab_size)[:, None].expand(-1, model.seq_len).to(model.device)
-    with torch.no_grad():
-        return model.decode(seqs).flatten(1).float().cpu()
+    """V x C vectors of the codes (IARModel.code_vectors: the codebook, or each code's decoded image), so
+    'nearest' means nearest in what the code stands for."""
+    vectors = model.code_vectors()
+    assert vectors.shape[0] == model.vocab_size, f"{vectors.shape[0]} code vectors for {model.vocab_size} codes"
+    return vectors
 
 
 def nearest_other(vectors_VxC: torch.Tensor) -> np.ndarray:

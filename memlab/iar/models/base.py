@@ -95,6 +95,10 @@ class TokenizedIAR(IARModel):
     def tokenizer_module(self):
         return self.tokenizer
 
+    def code_vectors(self) -> torch.Tensor:
+        """The tokenizer's codebook (V x latent channels)."""
+        return self.tokenizer.codebook.detach().float().cpu()
+
     @property
     def tokenizer(self):
         tok = self.__dict__.get("_tokenizer")
