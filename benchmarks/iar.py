@@ -71,15 +71,10 @@ def train_tokens_per_s(model, seq_len, batch, steps, vocab, num_classes) -> floa
 
 
 def _cpu_time(fn, repeats: int) -> float:
-    """Fastest of `repeats` calls in CPU seconds of this process, after one warm-up call (on a shared machine
-    wall time mostly measures the neighbours)."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.process_time()
-        fn()
-        best = min(best, time.process_time() - t0)
-    return best
+    """Fastest of `repeats` calls in CPU seconds, after one warm-up call."""
+    from machine import fastest_cpu_seconds
+
+    return fastest_cpu_seconds(fn, repeats, warmup=True)
 
 
 def generation(model, batch: int, repeats: int, batch_sizes: list[int]) -> dict:

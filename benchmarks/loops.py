@@ -13,13 +13,12 @@ benchmarks/results/loops.json.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from iar_setting import default_setting
-from machine import load_average, machine
+from machine import fastest_cpu_seconds as _cpu, load_average, machine
 
 from memlab.iar.batching import tokenize_all
 from memlab.iar.config import YARDSTICK_LOCALIZERS, LocalizerConfig
@@ -29,15 +28,6 @@ from memlab.iar.yardstick import score_edit
 from memlab.io import write_json
 
 OUT = Path(__file__).resolve().parent / "results" / "loops.json"
-
-
-def _cpu(fn, repeats: int = 1) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.process_time()
-        fn()
-        best = min(best, time.process_time() - t0)
-    return best
 
 
 def bench_arch(arch: str, n_samples: int, repeats: int) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 
 
 def load_average() -> list[float]:
@@ -33,3 +34,16 @@ def torch_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def fastest_cpu_seconds(fn, repeats: int = 1, warmup: bool = False) -> float:
+    """Fastest of `repeats` calls of `fn` in CPU seconds of this process (on a shared machine wall time mostly
+    measures the neighbours), after one untimed call when `warmup`."""
+    if warmup:
+        fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.process_time()
+        fn()
+        best = min(best, time.process_time() - t0)
+    return best
