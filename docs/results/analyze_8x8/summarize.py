@@ -38,12 +38,16 @@ def main(runs: Path) -> None:
     out = {k: [] for k in TABLES}
     red = []
     redone = {f.name.removesuffix(".law.json") for f in runs.glob("G-*.law.json")}
+    # <run>.memref.json: the memorized stage again with --reference (tag ref, added later): it replaces <run>.mem.json
+    with_ref = {f.name.split(".")[0] for f in runs.glob("G-*.memref.json")}
     for f in sorted(runs.glob("G-*.json")):
-        run = f.name.split(".")[0]  # G-<arch>-s<seed>-g<start>.<mem|final|eN>[.law].json
+        run = f.name.split(".")[0]  # G-<arch>-s<seed>-g<start>.<mem|memref|final|eN>[.law].json
+        if f.name == f"{run}.mem.json" and run in with_ref:
+            continue
         law_only = f.name.endswith(".law.json")
-        redo = f.name.removesuffix(".json") in redone
+        redo = f.name.removesuffix(".json").replace(".memref", ".mem") in redone
         m = json.loads(f.read_text())
-        d = result_dir(runs, run, m, "law" if law_only else "")
+        d = result_dir(runs, run, m, "law" if law_only else "ref" if f.name.endswith(".memref.json") else "")
         arch, seed, start = run.removeprefix("G-").rsplit("-", 2)
         cols = {"run": run, "arch": m["arch"], "seed": int(seed[1:]), "graded_start": int(start[1:]),
                 "stage": m["stage"]["stage"], "stage_epoch": m["stage"]["stage_epoch"], "n_memorized": m["n_memorized"],
