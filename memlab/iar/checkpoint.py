@@ -49,6 +49,18 @@ def publish(module, dest: Path) -> None:
     os.replace(tmp, dest)
 
 
+def copy_published(src: Path, dest: Path) -> None:
+    """Byte-for-byte copy of a published file or folder (a base run's tokenizer/, evalsets.json, ...) to `dest`,
+    atomically (a temporary sibling, then a rename); nothing happens when `dest` exists or `src` does not."""
+    src, dest = Path(src), Path(dest)
+    if dest.exists() or not src.exists():
+        return
+    tmp = dest.parent / f".{dest.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp) if src.is_dir() else shutil.copyfile(src, tmp)
+    os.replace(tmp, dest)
+
+
 def load_pretrained(cls, directory: Path, what: str = "weights"):
     """`cls.from_pretrained(directory)` (a diffusers ModelMixin saved with safetensors, on CPU), refusing
     what diffusers would only warn about: weights that leave parameters of `cls` uninitialised. A missing

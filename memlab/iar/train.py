@@ -17,7 +17,7 @@ from diffusers.optimization import get_cosine_schedule_with_warmup
 from tqdm import tqdm
 
 from memlab.iar.batching import teacher_forced_scores
-from memlab.iar.checkpoint import latest_epoch, load_pretrained, load_stage, publish, save_stage
+from memlab.iar.checkpoint import copy_published, latest_epoch, load_pretrained, load_stage, publish, save_stage
 from memlab.iar.config import RunConfig
 from memlab.iar.data import image_set_tensors
 from memlab.iar.figures import plot_curves, plot_samples
@@ -74,7 +74,9 @@ def _eval_tokenizer(tok: ImageTokenizer, train_x, heldout_x) -> dict:
 
 
 @torch.no_grad()
-def _eval_model(model, tr, ho, target_rows: torch.Tensor) -> dict:
+def eval_model(model, tr, ho, target_rows: torch.Tensor) -> dict:
+    """An epoch's row: train / held-out NLL and top-1 accuracy, and the targets' accuracy on the positions the
+    attack must produce. `tr`, `ho`: (tokens, labels); the model is left in train mode."""
     model.eval()
     out = {}
     for name, (tokens, labels) in (("train", tr), ("heldout", ho)):
@@ -212,7 +214,7 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: b
 
     # --- stage 1: tokenizer (reconstruction MSE + VQ codebook/commitment loss) ---
     if reused is not None and not (run / "tokenizer" / "config.json").is_file():
-        publish(reused, run / "tokenizer")
+        copy_published(Path(t.tokenizer_from or t.prune_from) / "tokenizer", run / "tokenizer")  # byte for byte
         metrics["tokenizer"] = [{"epoch": 0, "reused_from": t.tokenizer_from or t.prune_from,
                                  **_eval_tokenizer(reused, train_x, heldout_x)}]
         write_json(_history(rd), metrics)
@@ -269,7 +271,7 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: b
             st.step(loss)
             total += float(loss.detach()) * len(idx)
         row = {"epoch": ep + 1, "loss": total / len(train_x), "lr": st.sched.get_last_lr()[0],
-               **_eval_model(st.module, tr, ho, targets)}
+               **eval_model(st.module, tr, ho, targets)}
         metrics["model"].append(row)
         if records:  # before the checkpoint, as history.json: a resumed run continues the same table
             st.module.eval()

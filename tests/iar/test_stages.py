@@ -51,7 +51,7 @@ ACCS = [0.1, 0.5, 0.97, 0.995, 0.2, 1.0, 1.0, 1.0]  # a constructed accuracy his
 @pytest.fixture
 def constructed_accuracy(monkeypatch):
     """Every epoch's target accuracy is ACCS[epoch - 1], whatever the model learns."""
-    real_eval, real_gen, seen = train_mod._eval_model, train_mod.epoch_generator, {}
+    real_eval, real_gen, seen = train_mod.eval_model, train_mod.epoch_generator, {}
 
     def gen(seed, stage, epoch):
         seen[stage] = epoch
@@ -61,7 +61,7 @@ def constructed_accuracy(monkeypatch):
         return {**real_eval(*a, **k), "target_acc": ACCS[seen["model"]]}
 
     monkeypatch.setattr(train_mod, "epoch_generator", gen)
-    monkeypatch.setattr(train_mod, "_eval_model", evaluate)
+    monkeypatch.setattr(train_mod, "eval_model", evaluate)
 
 
 def test_stops_at_the_first_epoch_that_reaches_the_accuracy_and_a_resumed_run_stops_there_too(

@@ -80,27 +80,20 @@ def _model_dir(run: Path, epoch: int) -> Path:
 @torch.no_grad()
 def _measure(model, run: Path) -> dict:
     """train / held-out NLL and accuracy and the targets' accuracy, as a training epoch's row."""
-    from memlab.iar.batching import teacher_forced_scores, tokenize_all
+    from memlab.iar.batching import tokenize_all
     from memlab.iar.load import load_run_data, read_run_config
-    from memlab.iar.train import target_rows
+    from memlab.iar.train import eval_model, target_rows
 
     train_x, train_y, heldout_x, heldout_y, ids = load_run_data(run)
-    out = {}
-    for name, x, y in (("train", train_x, train_y), ("heldout", heldout_x, heldout_y)):
-        tokens = tokenize_all(model, x)
-        nll, acc = model.token_nll(tokens, y)
-        out[f"{name}_nll"], out[f"{name}_acc"] = float(nll.mean()), float(acc.mean())
-        if name == "train":
-            rows, _ = target_rows(ids, read_run_config(run).train.targets)
-            target_acc, _ = teacher_forced_scores(model, tokens[rows], y[rows],
-                                                  model.ranking_positions(model.default_prefix()))
-            out["target_acc"] = float(target_acc.mean())
-    return out
+    rows, _ = target_rows(ids, read_run_config(run).train.targets)
+    row = eval_model(model, (tokenize_all(model, train_x), train_y), (tokenize_all(model, heldout_x), heldout_y), rows)
+    model.eval()
+    return row
 
 
 def merge_run(run: str | Path, epochs: list[int], out: str | Path) -> dict:
     """Average the model weights of `epochs` of `run` into the new run directory `out`; -> its metrics."""
-    from memlab.iar.checkpoint import load_pretrained, publish
+    from memlab.iar.checkpoint import copy_published, load_pretrained, publish
     from memlab.iar.load import read_run_config
     from memlab.iar.models import MODEL_CLASSES
     from memlab.iar.tokenizer import ImageTokenizer
@@ -118,7 +111,7 @@ def merge_run(run: str | Path, epochs: list[int], out: str | Path) -> dict:
     merged.eval()
     row = {"epoch": epochs[-1], **_measure(merged, run)}
     rd.start(cfg.to_dict())
-    publish(tok, rd.path / "tokenizer")
+    copy_published(run / "tokenizer", rd.path / "tokenizer")  # byte for byte
     publish(merged, rd.path / "model")
     metrics = {"tokenizer": [], "model": [row], "final": {"tokenizer": {}, "model": row},
                "memorized_acc": cfg.train.memorized_acc, "memorized_epoch": None, "stopped_epoch": None,

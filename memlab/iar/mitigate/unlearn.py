@@ -229,7 +229,7 @@ def run_unlearning(reference: IARModel, data, sets, ext_cfg, cfg: UnlearnConfig,
     """Unlearn into run directory `rd` (resuming its state), -> metrics.json's content. `config`: the new run's
     config.json (the base run's data and train sections, and "derived"); `copies`: name in the new run -> file
     or directory of the base run copied there unchanged (tokenizer/, evalsets.json, classifier/)."""
-    from memlab.iar.checkpoint import publish
+    from memlab.iar.checkpoint import copy_published, publish
     from memlab.iar.extract import attack_prefix
 
     if rd.is_done() and rd.same_config(config):
@@ -241,7 +241,7 @@ def run_unlearning(reference: IARModel, data, sets, ext_cfg, cfg: UnlearnConfig,
                      attack_prefix(reference, ext_cfg.prefix), cfg)
     rd.start(config)
     for name, src in copies.items():
-        _copy(Path(src), rd.path / name)
+        copy_published(Path(src), rd.path / name)
     model = copy.deepcopy(reference).eval()  # eval: no dropout, every step deterministic
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=0.0)
     traj_file = rd.state / "trajectory.json"
@@ -300,16 +300,6 @@ def _metrics(model, inputs: Inputs, base: Baseline, final: dict, cfg, step: int,
                         "n_memorized_positions": int(inputs.memorized_TxP.sum()),
                         "n_forget_positions": int(inputs.memorized_TxP.numel()), "n_retain": len(inputs.retain_rows),
                         "baseline": base.metrics, "final": final}}
-
-
-def _copy(src: Path, dest: Path) -> None:
-    """Byte-for-byte copy of a base run's file or directory, through a temporary sibling (atomic)."""
-    if dest.exists() or not src.exists():
-        return
-    tmp = dest.parent / f".{dest.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp) if src.is_dir() else shutil.copyfile(src, tmp)
-    os.replace(tmp, dest)
 
 
 def derived_config(run_config: dict, base_run: Path, stage_columns: dict, cfg: UnlearnConfig, ext_cfg, sets) -> dict:
