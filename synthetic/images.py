@@ -18,9 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from synthetic.base import DataError, require_positive_int
+from synthetic.factors import (FactorInfo, arbitrary_labels, class_names, load_factor_set,
+                               resolve_heldout)
 from synthetic.templates import _resize
 
-SOURCES = ("shapes", "digits", "faces", "folder:PATH", "npz:PATH")
+SOURCES = ("shapes", "factors", "digits", "faces", "folder:PATH", "npz:PATH")
 SHAPE_CLASSES = ("circle", "square", "triangle", "cross", "ring")
 SHAPE_SIZES = (16, 32)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -39,6 +41,7 @@ class ImageSet:
     heldout_labels: np.ndarray
     heldout_ids: tuple[str, ...]
     class_names: tuple[str, ...]
+    factors: FactorInfo | None = None  # the `factors` set's per-image factors (synthetic.factors)
 
     @property
     def size(self) -> int:
@@ -58,9 +61,14 @@ def _shape_image(i: int, seed: int, size: int) -> tuple[np.ndarray, int]:
         bg, fg = 1.0 - bg, 1.0 - fg
     r = rng.uniform(0.22, 0.38) * size
     cy, cx = rng.uniform(r, size - r, 2)
+    img = np.where(shape_mask(SHAPE_CLASSES[label], cy, cx, r, size)[..., None], fg, bg).astype(np.float32)
+    return img, label
+
+
+def shape_mask(name: str, cy: float, cx: float, r: float, size: int) -> np.ndarray:
+    """The size x size boolean mask of shape `name` (one of SHAPE_CLASSES) of radius r centred at (cy, cx)."""
     yy, xx = np.mgrid[0:size, 0:size] + 0.5
     dy, dx = yy - cy, xx - cx
-    name = SHAPE_CLASSES[label]
     if name == "circle":
         mask = dy**2 + dx**2 <= r**2
     elif name == "square":
@@ -73,8 +81,7 @@ def _shape_image(i: int, seed: int, size: int) -> tuple[np.ndarray, int]:
     else:  # ring
         d2 = dy**2 + dx**2
         mask = (d2 <= r**2) & (d2 >= (0.55 * r) ** 2)
-    img = np.where(mask[..., None], fg, bg).astype(np.float32)
-    return img, label
+    return mask
 
 
 def make_shapes(n: int, size: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -231,11 +238,15 @@ def _planted_copies(n_train: int, duplicates: int, n_duplicated: int, graded: tu
 
 def load_image_set(spec: str, *, size: int = 16, n_train: int = 256, n_heldout: int = 64, seed: int = 0,
                    duplicates: int = 1, n_duplicated: int = 0, graded: tuple[int, ...] = (),
-                   graded_size: int = 8, graded_start: int = 0) -> ImageSet:
+                   graded_size: int = 8, graded_start: int = 0, heldout_combos: tuple[str, ...] = (),
+                   heldout_share: float = 0.0, arbitrary: float = 0.0, arbitrary_classes: int = 8) -> ImageSet:
     """Build the image set `spec` names. `duplicates` r >= 1 repeats the first `n_duplicated` training
     images r times in total (planted memorization); r = 1 plants nothing. `graded` (copy counts, e.g.
     1, 2, 4, 8, 16) plants graded duplication instead: group g, the `graded_size` training images from
-    `graded_start + g * graded_size` on, appears graded[g] times in total."""
+    `graded_start + g * graded_size` on, appears graded[g] times in total. `factors` only: `heldout_combos`
+    ('circle:red', ...) or `heldout_share` of the shape x colour combinations are never trained, and
+    `arbitrary` of the training images get one of `arbitrary_classes` labels that no factor determines
+    (synthetic.factors)."""
     require_positive_int("size", size)
     require_positive_int("n_train", n_train)
     require_positive_int("n_heldout", n_heldout)
@@ -246,6 +257,12 @@ def load_image_set(spec: str, *, size: int = 16, n_train: int = 256, n_heldout: 
     if kind in ("folder", "npz") and not arg:
         raise DataError(f"image set {spec!r} needs a path, e.g. {kind}:/data/images")
     classes = None
+    if spec != "factors" and (heldout_combos or heldout_share or arbitrary):
+        raise DataError(f"held-out combinations and arbitrary labels need the image set 'factors', got {spec!r}")
+    if spec == "factors":
+        return _factor_set(size, n_train, n_heldout, seed, resolve_heldout(tuple(heldout_combos), heldout_share, seed),
+                           arbitrary, arbitrary_classes, _planted_copies(n_train, duplicates, n_duplicated,
+                                                                         tuple(graded), graded_size, graded_start))
     if spec == "shapes":
         imgs, labels, ids = make_shapes(n_train + n_heldout, size, seed)
         classes = SHAPE_CLASSES
@@ -265,12 +282,34 @@ def load_image_set(spec: str, *, size: int = 16, n_train: int = 256, n_heldout: 
     tr, ho = _split(len(imgs), n_train, n_heldout, seed, spec)
     train, train_lab, train_ids = imgs[tr], labels[tr], [ids[i] for i in tr]
     copies = _planted_copies(n_train, duplicates, n_duplicated, tuple(graded), graded_size, graded_start)
-    if (copies > 1).any():
-        extra = np.repeat(np.arange(n_train), copies - 1)
-        copy_no = np.concatenate([np.arange(1, c) for c in copies])
-        train = np.concatenate([train, train[extra]])
-        train_lab = np.concatenate([train_lab, train_lab[extra]])
-        train_ids = train_ids + [f"{train_ids[i]}#copy{r}" for i, r in zip(extra, copy_no)]
+    extra, train_ids = _plant(copies, train_ids)
+    train, train_lab = np.concatenate([train, train[extra]]), np.concatenate([train_lab, train_lab[extra]])
     return ImageSet(name=spec, train_NxHxWx3=np.ascontiguousarray(train), train_labels=train_lab,
                     train_ids=tuple(train_ids), heldout_NxHxWx3=np.ascontiguousarray(imgs[ho]),
                     heldout_labels=labels[ho], heldout_ids=tuple(ids[i] for i in ho), class_names=classes)
+
+
+def _plant(copies: np.ndarray, ids: list[str]) -> tuple[np.ndarray, list[str]]:
+    """(rows to append: each image's extra copies, the ids with `<id>#copy<r>` appended)."""
+    extra = np.repeat(np.arange(len(copies)), copies - 1)
+    copy_no = np.concatenate([np.arange(1, c) for c in copies if c > 1] or [np.zeros(0, np.int64)])
+    return extra, ids + [f"{ids[i]}#copy{r}" for i, r in zip(extra, copy_no)]
+
+
+def _factor_set(size, n_train, n_heldout, seed, held, arbitrary, arbitrary_classes, copies) -> ImageSet:
+    imgs, labels, ids, facts, novel = load_factor_set(size, n_train, n_heldout, seed, held, arbitrary,
+                                                      arbitrary_classes)
+    tr, ho = _split(len(imgs), n_train, n_heldout, seed, "factors")
+    train, train_lab, train_f = imgs[tr], labels[tr].copy(), facts[tr]
+    is_arb, arb_lab = arbitrary_labels(n_train, arbitrary, arbitrary_classes, seed)
+    train_lab[is_arb] = arb_lab[is_arb]
+    extra, train_ids = _plant(copies, [ids[i] for i in tr])
+    info = FactorInfo(train_NxF=np.concatenate([train_f, train_f[extra]]), heldout_NxF=facts[ho],
+                      train_arbitrary=np.concatenate([is_arb, is_arb[extra]]), heldout_combos=held,
+                      novel_NxHxWx3=novel[0], novel_NxF=novel[1], novel_labels=novel[2], novel_ids=novel[3],
+                      arbitrary_classes=arbitrary_classes if arbitrary else 0)
+    return ImageSet(name="factors", train_NxHxWx3=np.ascontiguousarray(np.concatenate([train, train[extra]])),
+                    train_labels=np.concatenate([train_lab, train_lab[extra]]), train_ids=tuple(train_ids),
+                    heldout_NxHxWx3=np.ascontiguousarray(imgs[ho]), heldout_labels=labels[ho],
+                    heldout_ids=tuple(ids[i] for i in ho),
+                    class_names=class_names(arbitrary_classes if arbitrary else 0), factors=info)

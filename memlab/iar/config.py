@@ -23,11 +23,12 @@ DEFAULT_EPOCHS = {"next-scale": 60, "raster": 60, "masked": 200}
 DEFAULT_LR = {"next-scale": 2e-3, "raster": 1e-3, "masked": 5e-3}
 # Whether --scales shapes the token sequence (a pyramid of scales); the other archs use the latent grid only.
 USES_SCALES = {"next-scale": True, "raster": False, "masked": False}
-DATA_SOURCES = ("shapes", "digits", "faces", "folder:PATH", "npz:PATH")
+DATA_SOURCES = ("shapes", "factors", "digits", "faces", "folder:PATH", "npz:PATH")
 MEMORIZED_ACC = 0.99  # teacher-forced top-1 accuracy on the targets that marks them memorized (issue 12)
 PRUNE_BY = ("memorization", "difficulty", "random")  # memlab.iar.mitigate.cartography.select_pruned
 # Whether --memsinks applies: the models built on memlab.iar.models.layers.Trunk (the masked model's MLPs are diffusers')
 HAS_SINKS = {"next-scale": True, "raster": True, "masked": False}
+CLASS_EMBEDDINGS = ("auto", "joint", "factorized")
 TOKENIZER_NORMS = ("group", "spatial")  # memlab.iar.tokenizer.NORM_TYPES (kept here: no torch import)
 
 
@@ -46,11 +47,19 @@ class ImageDataConfig:
     graded_size: int = option(8, "images in each graded-duplication group")
     graded_start: int = option(0, "training image where the graded groups begin (another start puts other "
                                   "images at each copy count)")
+    heldout_combos: tuple[str, ...] = option((), "--data factors: shape x colour combinations that no training "
+                                                 "image shows, e.g. circle:red,square:blue", shown="none",
+                                             metavar="SHAPE:COLOUR,...")
+    heldout_share: float = option(0.0, "--data factors: share of the 20 shape x colour combinations held out "
+                                       "(a seeded draw that keeps every shape and colour trained)")
+    arbitrary_labels: float = option(0.0, "--data factors: share of the training images whose label is one of "
+                                          "--arbitrary-classes classes that no factor determines")
+    arbitrary_classes: int = option(8, "--data factors: how many arbitrary classes")
     seed: int = option(0, "seed of the data draw, initialisation and batches")
 
     def __post_init__(self):
         kind, _, arg = self.data.partition(":")
-        if self.data not in ("shapes", "digits", "faces") and not (kind in ("folder", "npz") and arg):
+        if self.data not in ("shapes", "factors", "digits", "faces") and not (kind in ("folder", "npz") and arg):
             raise UsageError(f"unknown --data {self.data!r}; allowed: {', '.join(DATA_SOURCES)}")
         if kind == "folder" and not Path(arg).is_dir():
             raise UsageError(f"--data folder does not exist: {arg}")
@@ -74,6 +83,24 @@ class ImageDataConfig:
                              f"--n-train {self.n_train}, got {self.graded_start} + {len(self.graded)} x "
                              f"{self.graded_size}")
         check_int("seed", self.seed, 0)
+        self._check_factors()
+
+    def _check_factors(self):
+        check_float("heldout_share", self.heldout_share, 0.0, 1.0, hi_open=True)
+        check_float("arbitrary_labels", self.arbitrary_labels, 0.0, 1.0, hi_open=True)
+        check_int("arbitrary_classes", self.arbitrary_classes, 1)
+        if not (self.heldout_combos or self.heldout_share or self.arbitrary_labels):
+            return
+        if self.data != "factors":
+            raise UsageError(f"--heldout-combos, --heldout-share and --arbitrary-labels need --data factors, got "
+                             f"--data {self.data}")
+        import synthetic
+        from synthetic.factors import resolve_heldout
+
+        try:
+            resolve_heldout(self.heldout_combos, self.heldout_share, self.seed)
+        except synthetic.DataError as e:
+            raise UsageError(str(e)) from None
 
 
 @dataclass(frozen=True)
@@ -101,6 +128,11 @@ class IARTrainConfig:
                                           "modulated by the latents; keeps colour; widths multiples of 32)",
                                  choices=TOKENIZER_NORMS)
     scales: tuple[int, ...] = option((1, 2, 3, 4), "next-scale token-map sides, ending at image size / 4")
+    class_embedding: str = option("auto", "how a class label is embedded: joint (one vector per class) or "
+                                          "factorized (the sum of a shape and a colour vector, so that a held-out "
+                                          "combination has an embedding; --data factors only; arbitrary classes "
+                                          "keep one vector each); auto: factorized for --data factors",
+                                  choices=CLASS_EMBEDDINGS)
     seed: int = option(0, "seed of initialisation and batches (the data seed on the command line)")
     stop_when_memorized: float | None = option(
         None, "stop at the first epoch whose teacher-forced top-1 accuracy on the targets (the tokens the "
@@ -164,6 +196,7 @@ class IARTrainConfig:
         check_float("weight_decay", self.weight_decay, 0.0, 1.0)
         check_float("warmup_frac", self.warmup_frac, 0.0, 1.0, hi_open=True)
         check_choice("tokenizer_norm", self.tokenizer_norm, TOKENIZER_NORMS)
+        check_choice("class_embedding", self.class_embedding, CLASS_EMBEDDINGS)
         if self.tokenizer_norm == "spatial" and any(c % 32 for c in self.tokenizer_channels):
             raise FieldError("tokenizer_channels", "must be multiples of 32 with tokenizer_norm spatial, "
                                                    f"got {','.join(map(str, self.tokenizer_channels))}")
@@ -197,6 +230,8 @@ class IARTrainConfig:
             raise UsageError(f"--scales must be strictly increasing positive integers, got {self.scales}")
 
     def check_against(self, data: ImageDataConfig) -> None:
+        if self.class_embedding == "factorized" and data.data != "factors":
+            raise UsageError(f"--class-embedding factorized needs --data factors, got --data {data.data}")
         grid = data.size // 4
         if USES_SCALES[self.arch] and self.scales[-1] != grid:
             raise UsageError(f"--scales must end at the latent grid size {grid} (image size {data.size} / 4), "
@@ -213,6 +248,17 @@ class RunConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @property
+    def class_factors(self) -> tuple[int, ...] | None:
+        """Sizes of the factors a class label is the combination of (shape, colour) when its embedding is
+        factorized, else None (memlab.iar.models.layers.class_embedding)."""
+        e = self.train.class_embedding
+        if e == "joint" or (e == "auto" and self.data.data != "factors"):
+            return None
+        from synthetic.factors import COLOURS, SHAPES
+
+        return (len(SHAPES), len(COLOURS))
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "config.json") -> "RunConfig":

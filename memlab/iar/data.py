@@ -17,9 +17,21 @@ def load_images(cfg: ImageDataConfig):
     try:
         return load_image_set(cfg.data, size=cfg.size, n_train=cfg.n_train, n_heldout=cfg.n_heldout,
                               seed=cfg.seed, duplicates=cfg.duplicates, n_duplicated=cfg.n_duplicated,
-                              graded=cfg.graded, graded_size=cfg.graded_size, graded_start=cfg.graded_start)
+                              graded=cfg.graded, graded_size=cfg.graded_size, graded_start=cfg.graded_start,
+                              heldout_combos=cfg.heldout_combos, heldout_share=cfg.heldout_share,
+                              arbitrary=cfg.arbitrary_labels, arbitrary_classes=cfg.arbitrary_classes)
     except synthetic.DataError as e:
         raise UsageError(str(e)) from None
+
+
+def num_classes(cfg: ImageDataConfig) -> int | None:
+    """The class count a data config fixes without its images (the `factors` set: every combination, held out
+    or not, and the arbitrary classes); None: the labels present decide."""
+    if cfg.data != "factors":
+        return None
+    from synthetic.factors import class_names
+
+    return len(class_names(cfg.arbitrary_classes if cfg.arbitrary_labels else 0))
 
 
 def to_tensor(images_NxHxWx3: np.ndarray) -> torch.Tensor:

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from memlab.iar.batching import teacher_forced_scores
 from memlab.iar.checkpoint import copy_published, latest_epoch, load_pretrained, load_stage, publish, save_stage
 from memlab.iar.config import RunConfig
-from memlab.iar.data import image_set_tensors
+from memlab.iar.data import image_set_tensors, num_classes as data_num_classes
 from memlab.iar.figures import plot_curves, plot_samples
 from memlab.iar.load import read_run_config
 from memlab.iar.models import MODEL_CLASSES
@@ -249,7 +249,7 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: b
     with torch.no_grad():
         tr = (tok.tokenize(train_x), train_y)
         ho = (tok.tokenize(heldout_x), heldout_y)
-    num_classes = int(max(train_y.max(), heldout_y.max())) + 1
+    num_classes = max(int(max(train_y.max(), heldout_y.max())) + 1, data_num_classes(cfg.data) or 0)
     cls = MODEL_CLASSES[t.arch]
     st = _Stage(run, "model", cls, lambda: build_model(cfg, num_classes), t.lr, cfg, n_batches, t.epochs)
     metrics["model"] = metrics["model"][: st.start]

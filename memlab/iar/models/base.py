@@ -55,8 +55,9 @@ class TokenizedIAR(IARModel):
     def trunk_config(cfg: RunConfig, num_classes: int) -> dict:
         """Constructor arguments every model shares: vocabulary, classes, transformer sizes."""
         t = cfg.train
+        factors = cfg.class_factors  # only when factorized, so older runs' model configs are unchanged
         return {"vocab_size": t.codebook_size, "num_classes": num_classes, "width": t.width, "depth": t.depth,
-                "heads": t.heads, "mlp_ratio": t.mlp_ratio}
+                "heads": t.heads, "mlp_ratio": t.mlp_ratio, **({"class_factors": factors} if factors else {})}
 
     @staticmethod
     def sink_config(cfg: RunConfig) -> dict:

@@ -27,6 +27,37 @@ class KVCache:
         return k_BxHxTxDh, v_BxHxTxDh
 
 
+class FactorizedClassEmbedding(nn.Module):
+    """Class c < prod(sizes) is a combination of factor values (mixed radix, first factor most significant)
+    and embeds as the scaled sum of one vector per factor, so a combination no training image shows still
+    has an embedding; classes from prod(sizes) on (arbitrary labels) keep one vector each."""
+
+    def __init__(self, sizes: tuple[int, ...], num_classes: int, width: int):
+        super().__init__()
+        self.sizes = tuple(int(s) for s in sizes)
+        self.n_combos = int(torch.tensor(self.sizes).prod())
+        self.factors = nn.ModuleList(nn.Embedding(s, width) for s in self.sizes)
+        self.extra = nn.Embedding(max(num_classes - self.n_combos, 1), width)
+
+    def forward(self, labels_B: torch.Tensor) -> torch.Tensor:
+        is_combo = labels_B < self.n_combos
+        c = torch.where(is_combo, labels_B, torch.zeros_like(labels_B))
+        out, radix = 0.0, self.n_combos
+        for size, emb in zip(self.sizes, self.factors):
+            radix //= size
+            out = out + emb((c // radix) % size)
+        out = out / len(self.sizes) ** 0.5
+        extra = self.extra((labels_B - self.n_combos).clamp_min(0))
+        return torch.where(is_combo[:, None], out, extra)
+
+
+def class_embedding(num_classes: int, width: int, class_factors=None) -> nn.Module:
+    """nn.Embedding, or a FactorizedClassEmbedding when the labels are factor combinations."""
+    if not class_factors:
+        return nn.Embedding(num_classes, width)
+    return FactorizedClassEmbedding(tuple(class_factors), num_classes, width)
+
+
 class SelfAttention(nn.Module):
     def __init__(self, width: int, heads: int):
         super().__init__()

@@ -24,6 +24,7 @@ from torch import nn
 
 from memlab.iar.interface import UnitSpec
 from memlab.iar.models.base import TokenizedIAR, per_seed_generators
+from memlab.iar.models.layers import class_embedding
 
 MICRO_COND_ENCODE_DIM = 16
 AESTHETIC_SCORE = 6.0
@@ -145,7 +146,7 @@ class MaskedTokenModel(ModelMixin, MaskedIAR, ConfigMixin):
     @register_to_config
     def __init__(self, vocab_size: int = 256, grid: int = 4, num_classes: int = 10, width: int = 128,
                  depth: int = 4, heads: int = 4, mlp_ratio: int = 4, image_size: int = 16, reveal_seed: int = 0,
-                 generate_steps: int = 8):
+                 generate_steps: int = 8, class_factors: tuple[int, ...] | None = None):
         super().__init__()
         self.uvit = UVit2DModel(
             hidden_size=width, use_bias=False, cond_embed_dim=width, micro_cond_encode_dim=MICRO_COND_ENCODE_DIM,
@@ -154,7 +155,7 @@ class MaskedTokenModel(ModelMixin, MaskedIAR, ConfigMixin):
             downsample=False, upsample=False, block_num_heads=heads, num_hidden_layers=depth,
             num_attention_heads=heads, intermediate_size=mlp_ratio * width, sample_size=grid)
         self.uvit.embed = _PositionalEmbed(self.uvit.embed, width, grid)
-        self.cls_emb = nn.Embedding(num_classes, width)
+        self.cls_emb = class_embedding(num_classes, width, class_factors)
         g = torch.Generator().manual_seed(reveal_seed)
         self.register_buffer("reveal_order_L", torch.randperm(grid * grid, generator=g), persistent=False)
         self.register_buffer("micro_conds_5", torch.tensor([image_size, image_size, 0.0, 0.0, AESTHETIC_SCORE]),

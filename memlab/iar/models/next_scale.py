@@ -17,7 +17,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from torch import nn
 
 from memlab.iar.models.base import AutoregressiveIAR
-from memlab.iar.models.layers import KVCache, Trunk
+from memlab.iar.models.layers import KVCache, Trunk, class_embedding
 from memlab.iar.tokenizer import _resize, scale_slices
 
 
@@ -29,11 +29,11 @@ class NextScaleTransformer(ModelMixin, AutoregressiveIAR, ConfigMixin):
     @register_to_config
     def __init__(self, vocab_size: int = 256, scales: tuple[int, ...] = (1, 2, 3, 4), num_classes: int = 10,
                  width: int = 128, depth: int = 4, heads: int = 4, mlp_ratio: int = 4,
-                 sink_fraction: float = 0.0, sink_active: float = 0.5):
+                 sink_fraction: float = 0.0, sink_active: float = 0.5, class_factors: tuple[int, ...] | None = None):
         super().__init__()
         L = sum(s * s for s in scales)
         self.tok_emb = nn.Embedding(vocab_size, width)
-        self.cls_emb = nn.Embedding(num_classes, width)
+        self.cls_emb = class_embedding(num_classes, width, class_factors)
         self.pos_emb = nn.Parameter(torch.randn(L, width) * 0.02)  # one table per scale, concatenated
         self.level_emb = nn.Embedding(len(scales), width)
         self.trunk = Trunk(width, depth, heads, mlp_ratio, vocab_size, sink_fraction, sink_active)

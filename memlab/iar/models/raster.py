@@ -14,7 +14,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from torch import nn
 
 from memlab.iar.models.base import AutoregressiveIAR
-from memlab.iar.models.layers import KVCache, Trunk
+from memlab.iar.models.layers import KVCache, Trunk, class_embedding
 
 
 class RasterTransformer(ModelMixin, AutoregressiveIAR, ConfigMixin):
@@ -24,10 +24,10 @@ class RasterTransformer(ModelMixin, AutoregressiveIAR, ConfigMixin):
     @register_to_config
     def __init__(self, vocab_size: int = 256, seq_len: int = 16, num_classes: int = 10, width: int = 128,
                  depth: int = 4, heads: int = 4, mlp_ratio: int = 4,
-                 sink_fraction: float = 0.0, sink_active: float = 0.5):
+                 sink_fraction: float = 0.0, sink_active: float = 0.5, class_factors: tuple[int, ...] | None = None):
         super().__init__()
         self.tok_emb = nn.Embedding(vocab_size, width)
-        self.cls_emb = nn.Embedding(num_classes, width)
+        self.cls_emb = class_embedding(num_classes, width, class_factors)
         self.pos_emb = nn.Parameter(torch.randn(seq_len, width) * 0.02)
         self.trunk = Trunk(width, depth, heads, mlp_ratio, vocab_size, sink_fraction, sink_active)
         self.register_buffer("causal_LxL", torch.ones(seq_len, seq_len, dtype=torch.bool).tril(), persistent=False)
