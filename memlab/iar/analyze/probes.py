@@ -1,0 +1,344 @@
+"""Linear probes of what an IAR model represents (issue 18, the internal view): does a block's hidden state
+hold an image's shape, colour, position and size, and does a probe that learned a factor on trained
+combinations read it on combinations the model never saw?
+
+Features (`block_features`): the MLP hidden units of every block (`IARModel.units()`, the units every
+localizer scores, after the nonlinearity) under a teacher-forced pass on the image's own tokens, mean-pooled
+over token positions (all of them by default): one N x U array per block. The residual stream is not part of
+the interface, so it is not probed.
+
+The class label is an input of that pass. A factor the label determines (shape and colour, for a
+factor-determined label) can be read off the label's embedding without the model having looked at the image,
+and with a factorized embedding that holds for held-out combinations too (their label is the sum of a shape
+and a colour vector the model did train). So `internal_view` probes every split twice: with each image's own
+label (`labels="own"`; held-out combinations get their factorized combination label) and with one constant
+label for every image (`labels="constant"`), where the label carries nothing about any factor and whatever
+a probe finds came from the tokens. Position and size are in no label, so both passes are fair for them;
+for shape and colour, read the constant-label rows.
+
+Probes (`probe_accuracy`, `probe_table`): logistic regression on standardized features, stratified K-fold
+cross-validation; the accuracy is the share of correct out-of-fold predictions (every image predicted once,
+by the probe that did not see it), its 95% interval the Wilson binomial interval over those N predictions
+(treated as independent). The control is the same probe on the factor's values permuted over images (a
+seeded permutation); chance is the majority-class rate. The transfer probe (`split` "<set>->novel") is fit
+on every image of the set and scored on the novel images (held-out combinations); its chance is the
+majority-class rate of the novel images (the best any constant guess does there)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from memlab.errors import UsageError, check_int
+from memlab.iar.batching import tokenize_all
+from memlab.iar.hooks import capture
+from memlab.iar.interface import IARModel
+
+LABEL_PASSES = ("own", "constant")
+PROBES = ("real", "control")
+COLUMNS = ["labels", "split", "block", "block_index", "factor", "probe", "accuracy", "lo", "hi", "chance", "n",
+           "n_classes", "folds", "converged"]
+MAX_ITER = 1000
+CONTROL_SALT = 1803  # the control's permutation: rng [seed, CONTROL_SALT]
+
+
+@torch.no_grad()
+def block_features(model: IARModel, images_Nx3xHxW: torch.Tensor, labels_N, batch_size: int = 64, *,
+                   positions_L: torch.Tensor | None = None) -> dict[str, np.ndarray]:
+    """Unit-layer name ('block.3.mlp', in block order) -> float64 N x U: each image's MLP hidden units
+    (after the nonlinearity) under a teacher-forced pass on its own tokens with `labels_N` as the class input,
+    averaged over the token positions `positions_L` (bool L; default every position). The label is an input:
+    pass a constant label to keep label information out (module docstring). Runs in eval mode (restored
+    after); the result does not depend on `batch_size`."""
+    check_int("batch_size", batch_size, 1)
+    images = torch.as_tensor(images_Nx3xHxW, dtype=torch.float32)
+    labels_N = torch.as_tensor(np.asarray(labels_N), dtype=torch.long)
+    if images.ndim != 4 or images.shape[1] != 3 or len(labels_N) != len(images) or labels_N.ndim != 1:
+        raise UsageError(f"block_features needs images N x 3 x H x W and N labels, got images "
+                         f"{tuple(images.shape)} and labels {tuple(labels_N.shape)}")
+    if positions_L is not None and (positions_L.shape != (model.seq_len,) or not bool(positions_L.any())):
+        raise UsageError(f"positions_L must be a bool mask of the {model.seq_len} token positions with at least "
+                         f"one position, got shape {tuple(positions_L.shape)}")
+    specs = model.units()
+    was_training = model.training
+    model.eval()
+    try:
+        tokens_NxL = tokenize_all(model, images.to(model.device), batch_size)
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in specs}
+        with capture(model) as acts:
+            for i in range(0, len(images), batch_size):
+                model.teacher_forced_logits(tokens_NxL[i:i + batch_size],
+                                            labels_N[i:i + batch_size].to(model.device))
+                for name in specs:
+                    act_BxLxU = acts[name]
+                    if positions_L is not None:
+                        act_BxLxU = act_BxLxU[:, positions_L.to(act_BxLxU.device)]
+                    parts[name].append(act_BxLxU.double().mean(1).cpu().numpy())
+    finally:
+        model.train(was_training)
+    out = {}
+    for name, spec in specs.items():
+        u = spec.weight.shape[0]
+        out[name] = np.concatenate(parts[name]) if parts[name] else np.zeros((0, u))
+        assert out[name].shape == (len(images), u), f"{name}: {out[name].shape} != ({len(images)}, {u})"
+    return out
+
+
+def _check_probe_input(features_NxU, y_N, folds: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    X, y = np.asarray(features_NxU, dtype=np.float64), np.asarray(y_N)
+    if X.ndim != 2 or y.ndim != 1 or len(X) != len(y):
+        raise UsageError(f"a probe needs features N x U and N factor values, got {X.shape} and {y.shape}")
+    if not np.isfinite(X).all():
+        raise UsageError("probe features must be finite (found NaN or infinity)")
+    if len(np.unique(y)) < 2:
+        raise UsageError(f"a probe needs at least 2 factor values, got {len(np.unique(y))}")
+    if folds is not None:
+        check_int("folds", folds, 2)
+        if len(y) < folds:
+            raise UsageError(f"{folds} folds need at least {folds} images, got {len(y)}")
+    return X, y
+
+
+def _probe(seed: int, C: float):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=MAX_ITER, random_state=seed))
+
+
+def _fit(X, y, seed: int, C: float):
+    """(fitted probe, converged) with sklearn's ConvergenceWarning turned into the returned flag."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        probe = _probe(seed, C).fit(X, y)
+    return probe, bool(np.all(probe[-1].n_iter_ < MAX_ITER))
+
+
+def scored_values(y_N, seed: int, shuffled: bool) -> np.ndarray:
+    """The values a probe is fit and scored on: the factor itself, or (the control) a seeded permutation."""
+    y = np.asarray(y_N)
+    return np.random.default_rng([seed, CONTROL_SALT]).permutation(y) if shuffled else y
+
+
+def chance_rate(y_N) -> float:
+    """The majority-class rate: what always guessing the commonest value scores."""
+    _, counts = np.unique(np.asarray(y_N), return_counts=True)
+    return float(counts.max() / counts.sum())
+
+
+def out_of_fold(features_NxU, y_N, *, folds: int = 5, seed: int = 0, shuffled: bool = False,
+                C: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """(predictions_N, fold_N, scored values_N, every fit converged): stratified `folds`-fold cross-validation
+    (shuffled split, seeded); each image is predicted by the probe fit on the other folds. A value with fewer
+    images than folds is spread over as many folds as it has images."""
+    from sklearn.model_selection import StratifiedKFold
+
+    X, y = _check_probe_input(features_NxU, y_N, folds)
+    y = scored_values(y, seed, shuffled)
+    pred, fold = np.empty_like(y), np.empty(len(y), dtype=np.int64)
+    converged = True
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class")
+        splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y))
+    for k, (tr, te) in enumerate(splits):
+        if len(np.unique(y[tr])) < 2:  # only when one value holds almost every image: guess it
+            pred[te], ok = y[tr][0], True
+        else:
+            probe, ok = _fit(X[tr], y[tr], seed, C)
+            pred[te] = probe.predict(X[te])
+        fold[te], converged = k, converged and ok
+    return pred, fold, y, converged
+
+
+def probe_accuracy(features_NxU, y_N, *, folds: int = 5, seed: int = 0, shuffled: bool = False,
+                   C: float = 1.0) -> tuple[float, np.ndarray, float]:
+    """(accuracy, per-fold accuracies, chance) of a logistic-regression probe of `y_N` from `features_NxU`,
+    cross-validated (`out_of_fold`). accuracy: correct out-of-fold predictions / N (the per-fold accuracies'
+    mean weighted by fold size). `shuffled`: the control, on y permuted with a seeded rng. chance: majority-
+    class rate of y."""
+    pred, fold, y, _ = out_of_fold(features_NxU, y_N, folds=folds, seed=seed, shuffled=shuffled, C=C)
+    hit = pred == y
+    per_fold = np.array([hit[fold == k].mean() for k in np.unique(fold)])
+    return float(hit.mean()), per_fold, chance_rate(y)
+
+
+def transfer_accuracy(train_NxU, train_y_N, test_MxU, test_y_M, *, seed: int = 0, shuffled: bool = False,
+                      C: float = 1.0) -> tuple[int, int, float, bool]:
+    """(correct, M, chance on the test set, converged) of a probe fit on all of (train_NxU, train_y_N) and
+    scored on (test_MxU, test_y_M). `shuffled`: the control, fit on permuted training values (scored against
+    the true test values)."""
+    X, y = _check_probe_input(train_NxU, train_y_N)
+    Xt, yt = np.asarray(test_MxU, dtype=np.float64), np.asarray(test_y_M)
+    if Xt.ndim != 2 or Xt.shape[1] != X.shape[1] or len(Xt) != len(yt) or len(yt) == 0:
+        raise UsageError(f"transfer needs test features M x {X.shape[1]} and M >= 1 values, got {Xt.shape} and "
+                         f"{yt.shape}")
+    probe, ok = _fit(X, scored_values(y, seed, shuffled), seed, C)
+    return int((probe.predict(Xt) == yt).sum()), len(yt), chance_rate(yt), ok
+
+
+def wilson_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial rate k / n."""
+    from scipy.stats import norm
+
+    if n == 0:
+        return float("nan"), float("nan")
+    z, p = float(norm.ppf(0.5 + level / 2)), k / n
+    centre, half = p + z * z / (2 * n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    lo, hi = (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
+    return float(min(max(lo, 0.0), p)), float(max(min(hi, 1.0), p))  # rounding never leaves p outside
+
+
+def _row(block, b, factor, probe, k, n, chance, n_classes, folds, converged, split):
+    lo, hi = wilson_interval(k, n)
+    return {"labels": "", "split": split, "block": block, "block_index": b, "factor": factor, "probe": probe,
+            "accuracy": k / n if n else float("nan"), "lo": lo, "hi": hi, "chance": chance, "n": n,
+            "n_classes": n_classes, "folds": folds, "converged": converged}
+
+
+def probe_table(features_by_block: Mapping[str, np.ndarray], factors_NxF, factor_names: Sequence[str], *,
+                folds: int = 5, seed: int = 0, split: str = "train", C: float = 1.0,
+                novel_features_by_block: Mapping[str, np.ndarray] | None = None, novel_factors_MxF=None,
+                labels: str = "") -> pd.DataFrame:
+    """One row per (block, factor, probe in real | control) of the cross-validated probe on this set (`split`),
+    and, given novel features and factors, the same rows of the transfer probe (fit on this set, scored on
+    the novel one: split '<split>->novel'). Columns COLUMNS: accuracy with its Wilson 95% interval [lo, hi]
+    over the n scored predictions, chance, n, the factor's n_classes, folds (0 for transfer), whether every
+    fit converged; `labels` names the label pass the features came from. A factor with a single value in the
+    set gets no rows (nothing to probe)."""
+    F_NxF = np.asarray(factors_NxF)
+    if F_NxF.ndim != 2 or F_NxF.shape[1] != len(factor_names):
+        raise UsageError(f"factors must be N x {len(factor_names)} ({', '.join(factor_names)}), got {F_NxF.shape}")
+    novel = novel_features_by_block is not None
+    if novel and (novel_factors_MxF is None or set(novel_features_by_block) != set(features_by_block)):
+        raise UsageError("the transfer probe needs novel features of the same blocks and their factors")
+    rows = []
+    for b, (block, X) in enumerate(features_by_block.items()):
+        if len(X) != len(F_NxF):
+            raise UsageError(f"{block}: {len(X)} feature rows but {len(F_NxF)} factor rows")
+        for f, factor in enumerate(factor_names):
+            y = F_NxF[:, f]
+            if len(np.unique(y)) < 2:
+                continue
+            for probe in PROBES:
+                pred, _, ys, ok = out_of_fold(X, y, folds=folds, seed=seed, shuffled=probe == "control", C=C)
+                rows.append(_row(block, b, factor, probe, int((pred == ys).sum()), len(ys), chance_rate(ys),
+                                 len(np.unique(y)), folds, ok, split))
+                if novel and len(novel_factors_MxF):
+                    yt = np.asarray(novel_factors_MxF)[:, f]
+                    k, n, chance, ok = transfer_accuracy(X, y, novel_features_by_block[block], yt, seed=seed,
+                                                         shuffled=probe == "control", C=C)
+                    rows.append(_row(block, b, factor, probe, k, n, chance, len(np.unique(y)), 0, ok,
+                                     f"{split}->novel"))
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    table["labels"] = labels
+    return table
+
+
+def _distinct_rows(ids: Sequence[str]) -> np.ndarray:
+    """Indices of the training rows that are not planted copies: a copy in another fold would let a probe
+    recognise the image instead of reading its factor."""
+    return np.array([i for i, name in enumerate(ids) if "#copy" not in name], dtype=np.int64)
+
+
+def internal_view(model: IARModel, image_set, *, batch_size: int = 64, folds: int = 5, seed: int = 0,
+                  constant_label: int = 0, max_images: int | None = None, C: float = 1.0,
+                  label_passes: Sequence[str] = LABEL_PASSES) -> pd.DataFrame:
+    """The probe table of one model on a `factors` ImageSet (synthetic.images.ImageSet with `.factors`), for
+    each of `label_passes` (`labels` own | constant, module docstring). Splits: 'train' (distinct training images,
+    planted copies dropped; at most `max_images`, a seeded draw), 'arbitrary' (those of them with an arbitrary
+    label, when there are at least 2 x folds: their own label says nothing of any factor), 'novel' (the
+    held-out combinations' images) and the transfer 'train->novel'; every split cross-validated with
+    `folds` folds, real and control probes, every block and factor."""
+    from memlab.iar.data import to_tensor
+
+    info = getattr(image_set, "factors", None)
+    if info is None:
+        raise UsageError(f"the composition probes need the factors image set (--data factors), got "
+                         f"{getattr(image_set, 'name', image_set)!r}")
+    check_int("constant_label", constant_label, 0, len(image_set.class_names) - 1)
+    check_int("folds", folds, 2)
+    bad = [p for p in label_passes if p not in LABEL_PASSES]
+    if bad or not label_passes:
+        raise UsageError(f"unknown label pass {bad[0] if bad else 'none'!r}; allowed: {', '.join(LABEL_PASSES)}")
+    if max_images is not None:
+        check_int("max_images", max_images, 2 * folds)
+    rows = _distinct_rows(image_set.train_ids)
+    if max_images is not None and len(rows) > max_images:
+        rows = np.sort(np.random.default_rng([seed, 1804]).choice(rows, max_images, replace=False))
+    images, own = to_tensor(image_set.train_NxHxWx3[rows]), np.asarray(image_set.train_labels)[rows]
+    facts, arbitrary = np.asarray(info.train_NxF)[rows], np.asarray(info.train_arbitrary)[rows]
+    novel_images = to_tensor(info.novel_NxHxWx3) if len(info.novel_NxF) else None
+    names, tables = tuple(info.names), []
+    for mode in dict.fromkeys(label_passes):
+        def labels_for(own_N):
+            return own_N if mode == "own" else np.full(len(own_N), constant_label, dtype=np.int64)
+        feats = block_features(model, images, labels_for(own), batch_size)
+        novel = None
+        if novel_images is not None:
+            novel = block_features(model, novel_images, labels_for(np.asarray(info.novel_labels)), batch_size)
+        common = dict(folds=folds, seed=seed, C=C, labels=mode)
+        tables.append(probe_table(feats, facts, names, split="train", novel_features_by_block=novel,
+                                  novel_factors_MxF=info.novel_NxF if novel is not None else None, **common))
+        if arbitrary.sum() >= 2 * folds:
+            tables.append(probe_table({b: x[arbitrary] for b, x in feats.items()}, facts[arbitrary], names,
+                                      split="arbitrary", **common))
+        if novel is not None and len(info.novel_NxF) >= 2 * folds:
+            tables.append(probe_table(novel, info.novel_NxF, names, split="novel", **common))
+    return pd.concat(tables, ignore_index=True)
+
+
+def probe_summary(table: pd.DataFrame) -> list[dict]:
+    """Per (labels, split, factor): the block where the real probe is most accurate, its accuracy and interval,
+    the control's at that block, chance, and whether the real interval lies above the control's. The best of
+    several blocks is a selection; the table has every block."""
+    out = []
+    for (labels, split, factor), g in table.groupby(["labels", "split", "factor"], sort=False):
+        real, control = g[g.probe == "real"], g[g.probe == "control"].set_index("block")
+        best = real.loc[real.accuracy.idxmax()]
+        ctl = control.loc[best.block]
+        out.append({"labels": labels, "split": split, "factor": factor, "block": best.block,
+                    "accuracy": float(best.accuracy), "lo": float(best.lo), "hi": float(best.hi),
+                    "control": float(ctl.accuracy), "control_hi": float(ctl.hi), "chance": float(best.chance),
+                    "n": int(best.n), "above_control": bool(best.lo > ctl.hi)})
+    return out
+
+
+def probe_figure(table: pd.DataFrame, title: str = ""):
+    """Accuracy per block (x) for each factor (columns) and label pass (rows): real probes solid with their 95%
+    intervals, controls dashed with open markers, chance dotted, one colour per split. Returns the Figure."""
+    from memlab.io import legend_outside, new_figure
+
+    passes = [p for p in LABEL_PASSES if p in set(table["labels"])] or sorted(set(table["labels"]))
+    factors = list(dict.fromkeys(table["factor"]))
+    splits = list(dict.fromkeys(table["split"]))
+    colours = {s: f"C{i}" for i, s in enumerate(splits)}
+    fig, axes = new_figure((3.0 * len(factors) + 1.6, 2.6 * len(passes) + 0.6), len(passes), len(factors),
+                           squeeze=False, sharey=True)
+    blocks = table.drop_duplicates("block_index").sort_values("block_index")
+    for r, mode in enumerate(passes):
+        for c, factor in enumerate(factors):
+            ax = axes[r][c]
+            for split in splits:
+                g = table[(table["labels"] == mode) & (table.factor == factor) & (table.split == split)]
+                for probe, style, face in (("real", "o-", None), ("control", "s--", "none")):
+                    h = g[g.probe == probe].sort_values("block_index")
+                    if len(h):
+                        ax.errorbar(h.block_index, h.accuracy, yerr=[h.accuracy - h.lo, h.hi - h.accuracy],
+                                    fmt=style, ms=4, mfc=face, capsize=2, color=colours[split],
+                                    label=f"{split} {probe}")
+                if len(g):
+                    ax.axhline(g.chance.iloc[0], ls=":", lw=1, color=colours[split])
+            ax.set(ylim=(0, 1.05), title=f"{factor} (labels: {mode})", xlabel="block",
+                   xticks=list(blocks.block_index), xticklabels=[b.split(".")[1] for b in blocks.block])
+            if c == 0:
+                ax.set_ylabel("probe accuracy")
+        legend_outside(axes[r][-1])
+    fig.suptitle(title or "linear probes of each block's MLP units (dotted: chance; bars: 95% Wilson)")
+    return fig
