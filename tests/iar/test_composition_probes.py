@@ -61,6 +61,11 @@ def test_block_features_one_array_per_block_with_the_unit_counts(name):
     one_batch = block_features(model, images, labels, batch_size=64)
     assert all(np.allclose(feats[k], one_batch[k], atol=1e-6) for k in feats)  # batch size changes nothing
     assert model.training and n_hooks(model) == 0  # mode restored, hooks removed
+    mlp_in = block_features(model, images, labels, batch_size=4, site="mlp_in")
+    assert list(mlp_in) == list(model.units())
+    for layer, spec in model.units().items():  # the MLP's input: the model width, not the unit count
+        assert mlp_in[layer].shape == (10, spec.weight.shape[1]) and mlp_in[layer].std() > 0
+        assert not spec.pre_module._forward_pre_hooks
 
 
 def test_block_features_are_the_position_mean_of_the_captured_units():
@@ -75,6 +80,13 @@ def test_block_features_are_the_position_mean_of_the_captured_units():
         np.testing.assert_allclose(feats[layer], act_BxLxU[:, mask_L].double().mean(1).numpy(), atol=1e-6)
     full = block_features(model, images, labels)
     np.testing.assert_allclose(full["block.0.mlp"], acts["block.0.mlp"].double().mean(1).numpy(), atol=1e-6)
+    # the fake's first MLP reads the one-hot input (previous token, label, position): its mean is known
+    x = block_features(model, images, labels, site="mlp_in")["block.0.mlp"]
+    lab0, pos0 = model.vocab_size + 1, model.vocab_size + 1 + model.n_classes
+    np.testing.assert_allclose(x[:, lab0:pos0], np.eye(3)[labels.numpy()], atol=1e-12)
+    np.testing.assert_allclose(x[:, pos0:], 1 / model.seq_len, atol=1e-12)
+    with pytest.raises(UsageError, match="unknown probe site 'resid'; allowed: units, mlp_in"):
+        block_features(model, images, labels, site="resid")
 
 
 def test_control_sits_at_chance_on_real_features():
@@ -202,7 +214,7 @@ def test_internal_view_of_a_factors_set_has_every_split_and_label_pass(tmp_path)
     assert len(s.train_ids) == 48 + 8  # planted copies, which the probes must drop
     model = FakeIAR(arch="raster", side=4, vocab=8, n_classes=len(s.class_names), seed=0)
     t = internal_view(model, s, folds=2, seed=0)
-    assert set(t["labels"]) == {"own", "constant"}
+    assert set(t["labels"]) == {"own", "constant"} and set(t.site) == {"units"}
     assert set(t.split) == {"train", "arbitrary", "novel", "train->novel"}
     assert (t[t.split == "train"].n == 48).all()
     assert (t[t.split == "arbitrary"].n == int(round(0.3 * 48))).all()
@@ -215,11 +227,14 @@ def test_internal_view_of_a_factors_set_has_every_split_and_label_pass(tmp_path)
     assert len(fig.axes) == 2 * 4
     fig.savefig(tmp_path / "probes.png")
     assert (tmp_path / "probes.png").stat().st_size > 0
-    capped = internal_view(model, s, folds=2, seed=0, max_images=40, label_passes=("constant",))
-    assert set(capped["labels"]) == {"constant"} and (capped[capped.split == "train"].n == 40).all()
-    mine = t[t["labels"] == "constant"].reset_index(drop=True)
-    assert capped[capped.split == "novel"].reset_index(drop=True).equals(mine[mine.split == "novel"].reset_index(
-        drop=True))  # the other pass and the cap change nothing of the novel split's numbers
+    capped = internal_view(model, s, folds=2, seed=0, max_images=40, label_passes=("constant",),
+                           sites=("mlp_in", "units"))
+    assert set(capped["labels"]) == {"constant"} and set(capped.site) == {"units", "mlp_in"}
+    assert (capped[capped.split == "train"].n == 40).all()
+    novel = capped[(capped.split == "novel") & (capped.site == "units")].reset_index(drop=True)
+    mine = t[(t["labels"] == "constant") & (t.split == "novel")].reset_index(drop=True)
+    assert novel.equals(mine)  # the other pass, the other site and the cap change nothing of these numbers
+    assert len(probe_figure(capped).axes) == 2 * 4
 
 
 def test_bad_input_names_the_problem():

@@ -4,8 +4,10 @@ combinations read it on combinations the model never saw?
 
 Features (`block_features`): the MLP hidden units of every block (`IARModel.units()`, the units every
 localizer scores, after the nonlinearity) under a teacher-forced pass on the image's own tokens, mean-pooled
-over token positions (all of them by default): one N x U array per block. The residual stream is not part of
-the interface, so it is not probed.
+over token positions (all of them by default): one N x U array per block (site 'units'). Site 'mlp_in' is the
+input of the same MLPs (the pre-module's input, through the interface too): the residual stream after the
+block's attention as the MLP reads it (after the block's LayerNorm in our pre-LN models), width D. The
+residual stream at other points is not part of the interface, so it is not probed.
 
 The class label is an input of that pass. A factor the label determines (shape and colour, for a
 factor-determined label) can be read off the label's embedding without the model having looked at the image,
@@ -13,8 +15,10 @@ and with a factorized embedding that holds for held-out combinations too (their 
 and a colour vector the model did train). So `internal_view` probes every split twice: with each image's own
 label (`labels="own"`; held-out combinations get their factorized combination label) and with one constant
 label for every image (`labels="constant"`), where the label carries nothing about any factor and whatever
-a probe finds came from the tokens. Position and size are in no label, so both passes are fair for them;
-for shape and colour, read the constant-label rows.
+a probe finds came from the tokens (that label contradicts most images, an input the model never trained on;
+the probe asks what the tokens put into the hidden state, not how the model behaves). Position and size are in
+no label, so both passes are fair for them; for shape and colour, read the constant-label rows. With a joint
+(not factorized) class embedding, a held-out combination's own label is a vector no training step touched.
 
 Probes (`probe_accuracy`, `probe_table`): logistic regression on standardized features, stratified K-fold
 cross-validation; the accuracy is the share of correct out-of-fold predictions (every image predicted once,
@@ -26,8 +30,10 @@ majority-class rate of the novel images (the best any constant guess does there)
 
 from __future__ import annotations
 
+import itertools
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -39,22 +45,48 @@ from memlab.iar.hooks import capture
 from memlab.iar.interface import IARModel
 
 LABEL_PASSES = ("own", "constant")
+SITES = ("units", "mlp_in")  # block_features: MLP hidden units, or the MLP's input
 PROBES = ("real", "control")
-COLUMNS = ["labels", "split", "block", "block_index", "factor", "probe", "accuracy", "lo", "hi", "chance", "n",
+COLUMNS = ["site", "labels", "split", "block", "block_index", "factor", "probe", "accuracy", "lo", "hi", "chance", "n",
            "n_classes", "folds", "converged"]
 MAX_ITER = 1000
 CONTROL_SALT = 1803  # the control's permutation: rng [seed, CONTROL_SALT]
 
 
+@contextmanager
+def _mlp_inputs(model: IARModel) -> Iterator[dict[str, torch.Tensor]]:
+    """Within the block, each forward pass records the input of every unit layer's pre-module (the Linear that
+    computes the units' pre-activations), B x L x D; the hooks are removed also when the body raises."""
+    acts: dict[str, torch.Tensor] = {}
+    handles = []
+
+    def make_hook(name: str):
+        def hook(_module, inputs):
+            acts[name] = inputs[0].detach()
+        return hook
+
+    try:
+        for name, spec in model.units().items():
+            handles.append(spec.pre_module.register_forward_pre_hook(make_hook(name)))
+        yield acts
+    finally:
+        for h in handles:
+            h.remove()
+
+
 @torch.no_grad()
 def block_features(model: IARModel, images_Nx3xHxW: torch.Tensor, labels_N, batch_size: int = 64, *,
-                   positions_L: torch.Tensor | None = None) -> dict[str, np.ndarray]:
-    """Unit-layer name ('block.3.mlp', in block order) -> float64 N x U: each image's MLP hidden units
-    (after the nonlinearity) under a teacher-forced pass on its own tokens with `labels_N` as the class input,
-    averaged over the token positions `positions_L` (bool L; default every position). The label is an input:
-    pass a constant label to keep label information out (module docstring). Runs in eval mode (restored
-    after); the result does not depend on `batch_size`."""
+                   positions_L: torch.Tensor | None = None, site: str = "units") -> dict[str, np.ndarray]:
+    """Unit-layer name ('block.3.mlp', in block order) -> float64 N x U: under a teacher-forced pass on each
+    image's own tokens with `labels_N` as the class input, the block's MLP hidden units after the nonlinearity
+    (`site` 'units', U = the layer's unit count) or the MLP's input (`site` 'mlp_in', U = the model width: the
+    residual stream after the block's attention as the MLP reads it, after the block's LayerNorm where the
+    architecture has one), averaged over the token positions `positions_L` (bool L; default every position).
+    The label is an input: pass a constant label to keep label information out (module docstring). Runs in
+    eval mode (restored after); the result does not depend on `batch_size`."""
     check_int("batch_size", batch_size, 1)
+    if site not in SITES:
+        raise UsageError(f"unknown probe site {site!r}; allowed: {', '.join(SITES)}")
     images = torch.as_tensor(images_Nx3xHxW, dtype=torch.float32)
     labels_N = torch.as_tensor(np.asarray(labels_N), dtype=torch.long)
     if images.ndim != 4 or images.shape[1] != 3 or len(labels_N) != len(images) or labels_N.ndim != 1:
@@ -69,7 +101,7 @@ def block_features(model: IARModel, images_Nx3xHxW: torch.Tensor, labels_N, batc
     try:
         tokens_NxL = tokenize_all(model, images.to(model.device), batch_size)
         parts: dict[str, list[np.ndarray]] = {name: [] for name in specs}
-        with capture(model) as acts:
+        with (capture(model) if site == "units" else _mlp_inputs(model)) as acts:
             for i in range(0, len(images), batch_size):
                 model.teacher_forced_logits(tokens_NxL[i:i + batch_size],
                                             labels_N[i:i + batch_size].to(model.device))
@@ -82,7 +114,7 @@ def block_features(model: IARModel, images_Nx3xHxW: torch.Tensor, labels_N, batc
         model.train(was_training)
     out = {}
     for name, spec in specs.items():
-        u = spec.weight.shape[0]
+        u = spec.weight.shape[0 if site == "units" else 1]
         out[name] = np.concatenate(parts[name]) if parts[name] else np.zeros((0, u))
         assert out[name].shape == (len(images), u), f"{name}: {out[name].shape} != ({len(images)}, {u})"
     return out
@@ -197,21 +229,21 @@ def wilson_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
 
 def _row(block, b, factor, probe, k, n, chance, n_classes, folds, converged, split):
     lo, hi = wilson_interval(k, n)
-    return {"labels": "", "split": split, "block": block, "block_index": b, "factor": factor, "probe": probe,
-            "accuracy": k / n if n else float("nan"), "lo": lo, "hi": hi, "chance": chance, "n": n,
+    return {"site": "", "labels": "", "split": split, "block": block, "block_index": b, "factor": factor,
+            "probe": probe, "accuracy": k / n if n else float("nan"), "lo": lo, "hi": hi, "chance": chance, "n": n,
             "n_classes": n_classes, "folds": folds, "converged": converged}
 
 
 def probe_table(features_by_block: Mapping[str, np.ndarray], factors_NxF, factor_names: Sequence[str], *,
                 folds: int = 5, seed: int = 0, split: str = "train", C: float = 1.0,
                 novel_features_by_block: Mapping[str, np.ndarray] | None = None, novel_factors_MxF=None,
-                labels: str = "") -> pd.DataFrame:
+                labels: str = "", site: str = "") -> pd.DataFrame:
     """One row per (block, factor, probe in real | control) of the cross-validated probe on this set (`split`),
     and, given novel features and factors, the same rows of the transfer probe (fit on this set, scored on
     the novel one: split '<split>->novel'). Columns COLUMNS: accuracy with its Wilson 95% interval [lo, hi]
     over the n scored predictions, chance, n, the factor's n_classes, folds (0 for transfer), whether every
-    fit converged; `labels` names the label pass the features came from. A factor with a single value in the
-    set gets no rows (nothing to probe)."""
+    fit converged; `labels` and `site` name the label pass and the site the features came from. A factor with
+    a single value in the set gets no rows (nothing to probe)."""
     F_NxF = np.asarray(factors_NxF)
     if F_NxF.ndim != 2 or F_NxF.shape[1] != len(factor_names):
         raise UsageError(f"factors must be N x {len(factor_names)} ({', '.join(factor_names)}), got {F_NxF.shape}")
@@ -237,7 +269,7 @@ def probe_table(features_by_block: Mapping[str, np.ndarray], factors_NxF, factor
                     rows.append(_row(block, b, factor, probe, k, n, chance, len(np.unique(y)), 0, ok,
                                      f"{split}->novel"))
     table = pd.DataFrame(rows, columns=COLUMNS)
-    table["labels"] = labels
+    table["labels"], table["site"] = labels, site
     return table
 
 
@@ -249,13 +281,14 @@ def _distinct_rows(ids: Sequence[str]) -> np.ndarray:
 
 def internal_view(model: IARModel, image_set, *, batch_size: int = 64, folds: int = 5, seed: int = 0,
                   constant_label: int = 0, max_images: int | None = None, C: float = 1.0,
-                  label_passes: Sequence[str] = LABEL_PASSES) -> pd.DataFrame:
+                  label_passes: Sequence[str] = LABEL_PASSES, sites: Sequence[str] = ("units",)) -> pd.DataFrame:
     """The probe table of one model on a `factors` ImageSet (synthetic.images.ImageSet with `.factors`), for
-    each of `label_passes` (`labels` own | constant, module docstring). Splits: 'train' (distinct training images,
-    planted copies dropped; at most `max_images`, a seeded draw), 'arbitrary' (those of them with an arbitrary
-    label, when there are at least 2 x folds: their own label says nothing of any factor), 'novel' (the
-    held-out combinations' images) and the transfer 'train->novel'; every split cross-validated with
-    `folds` folds, real and control probes, every block and factor."""
+    each of `label_passes` (`labels` own | constant, module docstring) and `sites` (block_features). Splits:
+    'train' (distinct training images, planted copies dropped; at most `max_images`, a seeded draw), 'arbitrary'
+    (those of them with an arbitrary label, when there are at least 2 x folds: their own label says nothing of
+    any factor), 'novel' (the held-out combinations' images, when there are at least 2 x folds) and the
+    transfer 'train->novel'; every split but the transfer cross-validated with `folds` folds; real and
+    control probes, every block and factor. The caller reads shape and colour from the constant-label rows."""
     from memlab.iar.data import to_tensor
 
     info = getattr(image_set, "factors", None)
@@ -267,6 +300,9 @@ def internal_view(model: IARModel, image_set, *, batch_size: int = 64, folds: in
     bad = [p for p in label_passes if p not in LABEL_PASSES]
     if bad or not label_passes:
         raise UsageError(f"unknown label pass {bad[0] if bad else 'none'!r}; allowed: {', '.join(LABEL_PASSES)}")
+    bad = [s for s in sites if s not in SITES]
+    if bad or not sites:
+        raise UsageError(f"unknown probe site {bad[0] if bad else 'none'!r}; allowed: {', '.join(SITES)}")
     if max_images is not None:
         check_int("max_images", max_images, 2 * folds)
     rows = _distinct_rows(image_set.train_ids)
@@ -276,14 +312,15 @@ def internal_view(model: IARModel, image_set, *, batch_size: int = 64, folds: in
     facts, arbitrary = np.asarray(info.train_NxF)[rows], np.asarray(info.train_arbitrary)[rows]
     novel_images = to_tensor(info.novel_NxHxWx3) if len(info.novel_NxF) else None
     names, tables = tuple(info.names), []
-    for mode in dict.fromkeys(label_passes):
+    for site, mode in itertools.product(dict.fromkeys(sites), dict.fromkeys(label_passes)):
         def labels_for(own_N):
             return own_N if mode == "own" else np.full(len(own_N), constant_label, dtype=np.int64)
-        feats = block_features(model, images, labels_for(own), batch_size)
+        feats = block_features(model, images, labels_for(own), batch_size, site=site)
         novel = None
         if novel_images is not None:
-            novel = block_features(model, novel_images, labels_for(np.asarray(info.novel_labels)), batch_size)
-        common = dict(folds=folds, seed=seed, C=C, labels=mode)
+            novel = block_features(model, novel_images, labels_for(np.asarray(info.novel_labels)), batch_size,
+                                   site=site)
+        common = dict(folds=folds, seed=seed, C=C, labels=mode, site=site)
         tables.append(probe_table(feats, facts, names, split="train", novel_features_by_block=novel,
                                   novel_factors_MxF=info.novel_NxF if novel is not None else None, **common))
         if arbitrary.sum() >= 2 * folds:
@@ -295,38 +332,46 @@ def internal_view(model: IARModel, image_set, *, batch_size: int = 64, folds: in
 
 
 def probe_summary(table: pd.DataFrame) -> list[dict]:
-    """Per (labels, split, factor): the block where the real probe is most accurate, its accuracy and interval,
+    """Per (site, labels, split, factor): the block where the real probe is most accurate, its accuracy and interval,
     the control's at that block, chance, and whether the real interval lies above the control's. The best of
     several blocks is a selection; the table has every block."""
     out = []
-    for (labels, split, factor), g in table.groupby(["labels", "split", "factor"], sort=False):
+    for (site, labels, split, factor), g in table.groupby(["site", "labels", "split", "factor"], sort=False):
         real, control = g[g.probe == "real"], g[g.probe == "control"].set_index("block")
         best = real.loc[real.accuracy.idxmax()]
         ctl = control.loc[best.block]
-        out.append({"labels": labels, "split": split, "factor": factor, "block": best.block,
+        out.append({"site": site, "labels": labels, "split": split, "factor": factor, "block": best.block,
                     "accuracy": float(best.accuracy), "lo": float(best.lo), "hi": float(best.hi),
                     "control": float(ctl.accuracy), "control_hi": float(ctl.hi), "chance": float(best.chance),
                     "n": int(best.n), "above_control": bool(best.lo > ctl.hi)})
     return out
 
 
+def _block_tick(name: str) -> str:
+    parts = name.split(".")
+    return parts[1] if len(parts) == 3 and parts[0] == "block" else name
+
+
 def probe_figure(table: pd.DataFrame, title: str = ""):
-    """Accuracy per block (x) for each factor (columns) and label pass (rows): real probes solid with their 95%
-    intervals, controls dashed with open markers, chance dotted, one colour per split. Returns the Figure."""
+    """Accuracy per block (x) for each factor (columns) and each (site, label pass) (rows): real probes solid
+    with their 95% intervals, controls dashed with open markers, chance dotted, one colour per split. Returns
+    the Figure."""
     from memlab.io import legend_outside, new_figure
 
-    passes = [p for p in LABEL_PASSES if p in set(table["labels"])] or sorted(set(table["labels"]))
+    order = {p: i for i, p in enumerate(SITES + LABEL_PASSES)}
+    panels = sorted(set(zip(table["site"], table["labels"])), key=lambda sl: (order.get(sl[0], 9), order.get(sl[1], 9)))
     factors = list(dict.fromkeys(table["factor"]))
     splits = list(dict.fromkeys(table["split"]))
     colours = {s: f"C{i}" for i, s in enumerate(splits)}
-    fig, axes = new_figure((3.0 * len(factors) + 1.6, 2.6 * len(passes) + 0.6), len(passes), len(factors),
+    fig, axes = new_figure((3.0 * len(factors) + 1.6, 2.6 * len(panels) + 0.6), len(panels), len(factors),
                            squeeze=False, sharey=True)
     blocks = table.drop_duplicates("block_index").sort_values("block_index")
-    for r, mode in enumerate(passes):
+    for r, (site, mode) in enumerate(panels):
+        mine = table[(table["site"] == site) & (table["labels"] == mode)]
         for c, factor in enumerate(factors):
             ax = axes[r][c]
             for split in splits:
-                g = table[(table["labels"] == mode) & (table.factor == factor) & (table.split == split)]
+                g = mine[(mine.factor == factor) & (mine.split == split)]
                 for probe, style, face in (("real", "o-", None), ("control", "s--", "none")):
                     h = g[g.probe == probe].sort_values("block_index")
                     if len(h):
@@ -335,10 +380,10 @@ def probe_figure(table: pd.DataFrame, title: str = ""):
                                     label=f"{split} {probe}")
                 if len(g):
                     ax.axhline(g.chance.iloc[0], ls=":", lw=1, color=colours[split])
-            ax.set(ylim=(0, 1.05), title=f"{factor} (labels: {mode})", xlabel="block",
-                   xticks=list(blocks.block_index), xticklabels=[b.split(".")[1] for b in blocks.block])
+            ax.set(ylim=(0, 1.05), title=f"{factor} ({site}, labels {mode})", xlabel="block",
+                   xticks=list(blocks.block_index), xticklabels=[_block_tick(b) for b in blocks.block])
             if c == 0:
                 ax.set_ylabel("probe accuracy")
         legend_outside(axes[r][-1])
-    fig.suptitle(title or "linear probes of each block's MLP units (dotted: chance; bars: 95% Wilson)")
+    fig.suptitle(title or "linear probes per block (dotted: chance; bars: 95% Wilson intervals)")
     return fig
