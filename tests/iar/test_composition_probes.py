@@ -4,6 +4,7 @@ model's hidden state holds, and not one it lacks; a constant label keeps the lab
 tells a factorized code from a code per combination."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -179,8 +180,7 @@ def test_transfer_probe_tells_a_factorized_code_from_a_code_per_combination():
     for kind in ("factorized", "combination"):
         feats = {"block.0.mlp": _codes(tr[:, 0], tr[:, 1], kind, 1)}
         novel_feats = {"block.0.mlp": _codes(nv[:, 0], nv[:, 1], kind, 2)}
-        t = probe_table(feats, F_tr, names, folds=5, seed=0, novel_features_by_block=novel_feats,
-                        novel_factors_MxF=F_nv, labels="own")
+        t = probe_table(feats, F_tr, names, folds=5, seed=0, transfer={"novel": (novel_feats, F_nv)}, labels="own")
         assert list(t.columns) == COLUMNS and len(t) == 3 * 2 * 2 and set(t["labels"]) == {"own"}
         assert set(t.split) == {"train", "train->novel"} and set(t.probe) == {"real", "control"}
         assert (t.lo <= t.accuracy).all() and (t.accuracy <= t.hi).all()
@@ -188,8 +188,8 @@ def test_transfer_probe_tells_a_factorized_code_from_a_code_per_combination():
         assert (cv.n == 360).all() and (tf.n == 120).all()
         np.testing.assert_allclose(tf[tf.factor == "shape"].chance, np.bincount(nv[:, 0]).max() / 120)
         accs[kind] = t.set_index(["split", "factor", "probe"]).accuracy
-        assert t.equals(probe_table(feats, F_tr, names, folds=5, seed=0, novel_features_by_block=novel_feats,
-                                    novel_factors_MxF=F_nv, labels="own"))  # same seed, same numbers
+        assert t.equals(probe_table(feats, F_tr, names, folds=5, seed=0, transfer={"novel": (novel_feats, F_nv)},
+                                    labels="own"))  # same seed, same numbers
     for kind in accs:  # both codes hold shape and colour on trained combinations; neither holds the noise
         for factor in ("shape", "colour"):
             assert accs[kind]["train", factor, "real"] >= 0.9
@@ -215,10 +215,11 @@ def test_internal_view_of_a_factors_set_has_every_split_and_label_pass(tmp_path)
     model = FakeIAR(arch="raster", side=4, vocab=8, n_classes=len(s.class_names), seed=0)
     t = internal_view(model, s, folds=2, seed=0)
     assert set(t["labels"]) == {"own", "constant"} and set(t.site) == {"units"}
-    assert set(t.split) == {"train", "arbitrary", "novel", "train->novel"}
+    assert set(t.split) == {"train", "arbitrary", "novel", "train->heldout", "train->novel"}
     assert (t[t.split == "train"].n == 48).all()
     assert (t[t.split == "arbitrary"].n == int(round(0.3 * 48))).all()
     assert (t[t.split.isin(["novel", "train->novel"])].n == len(s.factors.novel_ids)).all()
+    assert (t[t.split == "train->heldout"].n == len(s.heldout_ids)).all()
     assert len(t[(t.split == "train") & (t["labels"] == "own")]) == 2 * 4 * 2  # blocks x factors x probes
     summary = probe_summary(t)
     assert len(summary) == len(t.groupby(["labels", "split", "factor"]))
@@ -227,14 +228,10 @@ def test_internal_view_of_a_factors_set_has_every_split_and_label_pass(tmp_path)
     assert len(fig.axes) == 2 * 4
     fig.savefig(tmp_path / "probes.png")
     assert (tmp_path / "probes.png").stat().st_size > 0
-    capped = internal_view(model, s, folds=2, seed=0, max_images=40, label_passes=("constant",),
-                           sites=("mlp_in", "units"))
-    assert set(capped["labels"]) == {"constant"} and set(capped.site) == {"units", "mlp_in"}
-    assert (capped[capped.split == "train"].n == 40).all()
-    novel = capped[(capped.split == "novel") & (capped.site == "units")].reset_index(drop=True)
-    mine = t[(t["labels"] == "constant") & (t.split == "novel")].reset_index(drop=True)
-    assert novel.equals(mine)  # the other pass, the other site and the cap change nothing of these numbers
-    assert len(probe_figure(capped).axes) == 2 * 4
+    capped = internal_view(model, s, folds=2, seed=0, max_images=40, label_passes=("constant",), sites=("mlp_in",))
+    assert set(capped["labels"]) == {"constant"} and set(capped.site) == {"mlp_in"}
+    assert (capped[capped.split == "train"].n == 40).all() and len(capped) == len(t) / 2
+    assert len(probe_figure(pd.concat([t, capped])).axes) == 3 * 4  # a row per (site, label pass)
 
 
 def test_bad_input_names_the_problem():
@@ -251,6 +248,9 @@ def test_bad_input_names_the_problem():
         probe_accuracy(X, np.zeros(8))
     with pytest.raises(UsageError, match="N x 4"):
         probe_table({"block.0.mlp": X}, facts[:, :3], ("shape", "colour", "position", "size"))
+    with pytest.raises(UsageError, match="transfer set 'novel' needs features of the blocks block.0.mlp"):
+        probe_table({"block.0.mlp": X}, facts, ("shape", "colour", "position", "size"),
+                    transfer={"novel": ({"block.1.mlp": X}, facts)})
     from synthetic.images import load_image_set
 
     shapes = load_image_set("shapes", size=16, n_train=8, n_heldout=4)

@@ -24,9 +24,11 @@ Probes (`probe_accuracy`, `probe_table`): logistic regression on standardized fe
 cross-validation; the accuracy is the share of correct out-of-fold predictions (every image predicted once,
 by the probe that did not see it), its 95% interval the Wilson binomial interval over those N predictions
 (treated as independent). The control is the same probe on the factor's values permuted over images (a
-seeded permutation); chance is the majority-class rate. The transfer probe (`split` "<set>->novel") is fit
-on every image of the set and scored on the novel images (held-out combinations); its chance is the
-majority-class rate of the novel images (the best any constant guess does there)."""
+seeded permutation); chance is the majority-class rate. A transfer probe (`split` "train->novel") is fit on
+every image of one set and scored on another (here the held-out combinations' images); its chance is the
+majority-class rate of the scored set (the best any constant guess does there), and its baseline the same
+transfer to new images of trained combinations ("train->heldout"), which separates "a new combination" from
+"an image the model never trained on"."""
 
 from __future__ import annotations
 
@@ -236,20 +238,22 @@ def _row(block, b, factor, probe, k, n, chance, n_classes, folds, converged, spl
 
 def probe_table(features_by_block: Mapping[str, np.ndarray], factors_NxF, factor_names: Sequence[str], *,
                 folds: int = 5, seed: int = 0, split: str = "train", C: float = 1.0,
-                novel_features_by_block: Mapping[str, np.ndarray] | None = None, novel_factors_MxF=None,
+                transfer: Mapping[str, tuple[Mapping[str, np.ndarray], np.ndarray]] | None = None,
                 labels: str = "", site: str = "") -> pd.DataFrame:
     """One row per (block, factor, probe in real | control) of the cross-validated probe on this set (`split`),
-    and, given novel features and factors, the same rows of the transfer probe (fit on this set, scored on
-    the novel one: split '<split>->novel'). Columns COLUMNS: accuracy with its Wilson 95% interval [lo, hi]
-    over the n scored predictions, chance, n, the factor's n_classes, folds (0 for transfer), whether every
-    fit converged; `labels` and `site` name the label pass and the site the features came from. A factor with
-    a single value in the set gets no rows (nothing to probe)."""
+    and for each `transfer` set (name -> (features by block, factors M x F)) the same rows of the transfer probe,
+    fit on all of this set and scored on that one (split '<split>-><name>'). Columns COLUMNS: accuracy with its
+    Wilson 95% interval [lo, hi] over the n scored predictions, chance, n, the factor's n_classes on this set,
+    folds (0 for transfer), whether every fit converged; `labels` and `site` name the label pass and the site
+    the features came from. A factor with a single value in this set gets no rows (nothing to probe)."""
     F_NxF = np.asarray(factors_NxF)
     if F_NxF.ndim != 2 or F_NxF.shape[1] != len(factor_names):
         raise UsageError(f"factors must be N x {len(factor_names)} ({', '.join(factor_names)}), got {F_NxF.shape}")
-    novel = novel_features_by_block is not None
-    if novel and (novel_factors_MxF is None or set(novel_features_by_block) != set(features_by_block)):
-        raise UsageError("the transfer probe needs novel features of the same blocks and their factors")
+    transfer = {name: (feats, np.asarray(F)) for name, (feats, F) in (transfer or {}).items()}
+    for name, (feats, F) in transfer.items():
+        if set(feats) != set(features_by_block) or F.ndim != 2 or F.shape[1] != len(factor_names):
+            raise UsageError(f"transfer set {name!r} needs features of the blocks {', '.join(features_by_block)} "
+                             f"and factors M x {len(factor_names)}, got blocks {', '.join(feats)} and {F.shape}")
     rows = []
     for b, (block, X) in enumerate(features_by_block.items()):
         if len(X) != len(F_NxF):
@@ -262,12 +266,12 @@ def probe_table(features_by_block: Mapping[str, np.ndarray], factors_NxF, factor
                 pred, _, ys, ok = out_of_fold(X, y, folds=folds, seed=seed, shuffled=probe == "control", C=C)
                 rows.append(_row(block, b, factor, probe, int((pred == ys).sum()), len(ys), chance_rate(ys),
                                  len(np.unique(y)), folds, ok, split))
-                if novel and len(novel_factors_MxF):
-                    yt = np.asarray(novel_factors_MxF)[:, f]
-                    k, n, chance, ok = transfer_accuracy(X, y, novel_features_by_block[block], yt, seed=seed,
-                                                         shuffled=probe == "control", C=C)
-                    rows.append(_row(block, b, factor, probe, k, n, chance, len(np.unique(y)), 0, ok,
-                                     f"{split}->novel"))
+                for name, (feats, F) in transfer.items():
+                    if len(F):
+                        k, n, chance, ok = transfer_accuracy(X, y, feats[block], F[:, f], seed=seed,
+                                                             shuffled=probe == "control", C=C)
+                        rows.append(_row(block, b, factor, probe, k, n, chance, len(np.unique(y)), 0, ok,
+                                         f"{split}->{name}"))
     table = pd.DataFrame(rows, columns=COLUMNS)
     table["labels"], table["site"] = labels, site
     return table
@@ -286,9 +290,11 @@ def internal_view(model: IARModel, image_set, *, batch_size: int = 64, folds: in
     each of `label_passes` (`labels` own | constant, module docstring) and `sites` (block_features). Splits:
     'train' (distinct training images, planted copies dropped; at most `max_images`, a seeded draw), 'arbitrary'
     (those of them with an arbitrary label, when there are at least 2 x folds: their own label says nothing of
-    any factor), 'novel' (the held-out combinations' images, when there are at least 2 x folds) and the
-    transfer 'train->novel'; every split but the transfer cross-validated with `folds` folds; real and
-    control probes, every block and factor. The caller reads shape and colour from the constant-label rows."""
+    any factor) and 'novel' (the held-out combinations' images, when there are at least 2 x folds), each
+    cross-validated with `folds` folds; and the transfer probes fit on 'train' and scored on the held-out
+    images of trained combinations ('train->heldout': new images, known combinations, the baseline) and on
+    the novel ones ('train->novel': new combinations). Real and control probes, every block and factor. Read
+    shape and colour from the constant-label rows, and 'train->novel' beside 'train->heldout'."""
     from memlab.iar.data import to_tensor
 
     info = getattr(image_set, "factors", None)
@@ -310,24 +316,23 @@ def internal_view(model: IARModel, image_set, *, batch_size: int = 64, folds: in
         rows = np.sort(np.random.default_rng([seed, 1804]).choice(rows, max_images, replace=False))
     images, own = to_tensor(image_set.train_NxHxWx3[rows]), np.asarray(image_set.train_labels)[rows]
     facts, arbitrary = np.asarray(info.train_NxF)[rows], np.asarray(info.train_arbitrary)[rows]
-    novel_images = to_tensor(info.novel_NxHxWx3) if len(info.novel_NxF) else None
+    unseen = {name: (to_tensor(imgs), np.asarray(labels), np.asarray(F)) for name, imgs, labels, F in (
+        ("heldout", image_set.heldout_NxHxWx3, image_set.heldout_labels, info.heldout_NxF),
+        ("novel", info.novel_NxHxWx3, info.novel_labels, info.novel_NxF)) if len(F)}
     names, tables = tuple(info.names), []
     for site, mode in itertools.product(dict.fromkeys(sites), dict.fromkeys(label_passes)):
-        def labels_for(own_N):
-            return own_N if mode == "own" else np.full(len(own_N), constant_label, dtype=np.int64)
-        feats = block_features(model, images, labels_for(own), batch_size, site=site)
-        novel = None
-        if novel_images is not None:
-            novel = block_features(model, novel_images, labels_for(np.asarray(info.novel_labels)), batch_size,
-                                   site=site)
+        def features(imgs, own_N):
+            labels = own_N if mode == "own" else np.full(len(own_N), constant_label, dtype=np.int64)
+            return block_features(model, imgs, labels, batch_size, site=site)
+        feats = features(images, own)
+        transfer = {name: (features(imgs, labels), F) for name, (imgs, labels, F) in unseen.items()}
         common = dict(folds=folds, seed=seed, C=C, labels=mode, site=site)
-        tables.append(probe_table(feats, facts, names, split="train", novel_features_by_block=novel,
-                                  novel_factors_MxF=info.novel_NxF if novel is not None else None, **common))
+        tables.append(probe_table(feats, facts, names, split="train", transfer=transfer, **common))
         if arbitrary.sum() >= 2 * folds:
             tables.append(probe_table({b: x[arbitrary] for b, x in feats.items()}, facts[arbitrary], names,
                                       split="arbitrary", **common))
-        if novel is not None and len(info.novel_NxF) >= 2 * folds:
-            tables.append(probe_table(novel, info.novel_NxF, names, split="novel", **common))
+        if "novel" in transfer and len(transfer["novel"][1]) >= 2 * folds:
+            tables.append(probe_table(*transfer["novel"], names, split="novel", **common))
     return pd.concat(tables, ignore_index=True)
 
 
