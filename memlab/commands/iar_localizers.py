@@ -63,9 +63,6 @@ def run_localizers(args) -> int:
     check_tag("--tag", args.tag)
     if args.inject and (args.checkpoint is not None or args.stage not in (None, "final")):
         raise UsageError("--inject works on the final weights; leave out --checkpoint/--stage, or drop --inject")
-    if args.inject and _captioned(args):
-        raise UsageError("--inject fine-tunes a memlab-trained run (RUN/inject); an external model has no training "
-                         "run to inject into: drop --inject")
     from memlab.iar.extract import attack_prefix
     from memlab.iar.localizers import USES_LABELS
 
@@ -84,7 +81,7 @@ def run_localizers(args) -> int:
         units[name], seconds[name] = _localizer_units(model, data, cfgs_m, here, _token_cache(args))
         print(f"localizer {name}: {seconds[name]:.1f} s", file=sys.stderr)
     dele = _del(args, model, data, units, seconds, cfgs, rd, stage)
-    inj = _inj(args, methods, cfgs) if args.inject else None
+    inj = _inj(args, methods, cfgs, model, data) if args.inject else None
     overlap = _per_image(model, data, methods, cfgs, here) if args.per_image else None
     from memlab.iar.leaderboard import leaderboard
     from memlab.io import write_parquet, write_text
@@ -119,11 +116,19 @@ def _del(args, model, data, units, seconds, cfgs, rd, stage) -> dict:
     return del_rows(read_parquet(out.path / "yardstick.parquet"), pd.read_csv(out.path / "verdicts.csv"))
 
 
-def _inj(args, methods, cfgs) -> dict:
+def _inj(args, methods, cfgs, model, data) -> dict:
     from memlab.iar.inject_recall import run_inj
     from memlab.iar.leaderboard import inj_rows
 
-    return inj_rows(run_inj(args.run, methods, cfgs["inject"]))
+    base = None
+    if _captioned(args):  # an external model: the fine-tune runs on an fp32 copy of the pipeline's transformer
+        import torch
+
+        from memlab.iar.adapters.external import load_work_dir
+
+        fp32 = next(model.parameters()).dtype == torch.float32
+        base = (model, data) if fp32 else load_work_dir(args.run, device=args.device or "auto", precision="fp32")
+    return inj_rows(run_inj(args.run, methods, cfgs["inject"], base_and_data=base))
 
 
 def _per_image(model, data, methods, cfgs, here: Path) -> dict:

@@ -18,7 +18,8 @@ def register(iar_sub) -> None:
                                        "measures, beside the unit edits of a finished yardstick of BASE and "
                                        "against its random-edit cloud at matched cost. Writes "
                                        "BASE/mitigations[-TAG] (mitigations.csv, verdicts.csv, pareto.png).")
-    p.add_argument("run", metavar="BASE", help="the base IAR run (from `memlab iar train`)")
+    p.add_argument("run", metavar="BASE", help="the base IAR run (from `memlab iar train`), or an external model's "
+                                               "work directory (--model diffusers:PATH) with runs unlearned from it")
     p.add_argument("--method", action="append", default=[], metavar="NAME=RUN[,NAME=RUN...]", required=True,
                    help="a mitigation run and the name it gets in the table; repeat, or separate with commas")
     p.add_argument("--edits", default=None, metavar="DIR",
@@ -40,10 +41,35 @@ def parse_methods(given: list[str]) -> dict[str, Path]:
             raise UsageError(f"--method name {name!r} is {'given twice' if name in runs else 'reserved'}; "
                              "give each run its own name")
         run = Path(path)
-        if not (run / "metrics.json").is_file() or not (run / "model" / "config.json").is_file():
-            raise UsageError(f"--method {name}: {run} is not a finished IAR run (no metrics.json or model/)")
+        weights = "transformer" if _external(run) else "model"  # an unlearned external model keeps its transformer/
+        if not (run / "metrics.json").is_file() or not (run / weights / "config.json").is_file():
+            raise UsageError(f"--method {name}: {run} is not a finished IAR run (no metrics.json or {weights}/)")
         runs[name] = run
     return runs
+
+
+def _external(run: Path) -> bool:
+    from memlab.iar.adapters import KIND
+    from memlab.rundir import kind_of
+
+    return run.is_dir() and kind_of(run) == KIND
+
+
+def check_external_methods(base: Path, runs: dict[str, Path]) -> None:
+    """An external model's work directory BASE is scored against work directories derived from it (`memlab iar
+    unlearn BASE`): the same pipeline and the same captioned image set, only the transformer of their own."""
+    from memlab.iar.adapters.external import OWN_WEIGHTS, work_dir_spec
+
+    spec = work_dir_spec(base)
+    for name, run in runs.items():
+        if not _external(run):
+            raise UsageError(f"--method {name}: {run} is a memlab run; BASE {base} is an external model's work "
+                             "directory, scored against work directories made from it (memlab iar unlearn BASE)")
+        theirs = {k: v for k, v in work_dir_spec(run).items() if k != OWN_WEIGHTS}
+        differ = [k for k in spec if k != OWN_WEIGHTS and theirs.get(k) != spec[k]]
+        if differ:
+            raise UsageError(f"--method {name}: {run} was set up with another {differ[0].replace('_', '-')} than BASE "
+                             f"({theirs.get(differ[0])} vs {spec[differ[0]]}); it cannot be scored on BASE's numbers")
 
 
 def run_mitigations(args) -> int:
@@ -51,7 +77,11 @@ def run_mitigations(args) -> int:
 
     check_tag("--tag", args.tag)
     runs = parse_methods(args.method)
-    RunDir.existing(args.run, "iar-train", what="BASE")
+    external = _external(Path(args.run))
+    if external:
+        check_external_methods(Path(args.run), runs)
+    else:
+        RunDir.existing(args.run, "iar-train", what="BASE")
     edits = Path(args.edits) if args.edits else Path(args.run) / "yardstick"
     from memlab.iar.mitigate.scoreboard import read_yardstick
 
@@ -81,7 +111,8 @@ def run_mitigations(args) -> int:
               file=sys.stderr)
         return model
 
-    metrics = score_mitigations(base_model, data, edits, models, rd, classifier=classifier, show=print_table)
+    metrics = score_mitigations(base_model, data, edits, models, rd, classifier=None if external else classifier,
+                                show=print_table)
     if args.json:
         sys.stdout.write(to_json(metrics, indent=None) + "\n")
     return 0

@@ -88,11 +88,14 @@ def reproduced_B(model: IARModel, tokens_BxL: torch.Tensor, labels_B: torch.Tens
 
 
 def inject(model: IARModel, tokens_BxL: torch.Tensor, labels_B: torch.Tensor, units: pd.DataFrame,
-           cfg: InjectConfig, seed: int) -> dict:
+           cfg: InjectConfig, seed: int, progress: bool = True) -> dict:
     """Fine-tune `model` IN PLACE on the B sequences with its own training objective (model.training_loss;
     Adam, no weight decay, gradients clipped at norm 1), only the outgoing weights of `units` free; stops at
     the first epoch after which every sequence is reproduced, else after cfg.max_epochs. Randomness (batch
-    order, the objective's draws) from train.epoch_generator(seed, "model", epoch). -> metrics."""
+    order, the objective's draws) from train.epoch_generator(seed, "model", epoch). A progress bar on stderr
+    counts epochs (with the images reproduced so far). -> metrics."""
+    from tqdm.auto import tqdm
+
     proj = outgoing(model)
     free = {name: torch.zeros(lin.weight.shape[1], dtype=torch.bool) for name, lin in proj.items()}
     for name, u in zip(units["layer"], units["unit"]):
@@ -108,6 +111,7 @@ def inject(model: IARModel, tokens_BxL: torch.Tensor, labels_B: torch.Tensor, un
             p.requires_grad_(False)
         for w in weights:
             w.requires_grad_(True)
+        bar = tqdm(total=cfg.max_epochs, desc="INJ fine-tune", unit="epoch", disable=not progress, leave=False)
         for epochs in range(1, cfg.max_epochs + 1):
             g = epoch_generator(seed, "model", epochs - 1)
             model.train()
@@ -120,8 +124,11 @@ def inject(model: IARModel, tokens_BxL: torch.Tensor, labels_B: torch.Tensor, un
                 opt.step()
             model.eval()
             done = reproduced_B(model, tokens_BxL, labels_B)
+            bar.update(1)
+            bar.set_postfix(reproduced=f"{int(done.sum())}/{B}")
             if done.all():
                 break
+        bar.close()
     finally:
         for p, flag in flags.items():
             p.requires_grad_(flag)

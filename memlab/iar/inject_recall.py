@@ -35,7 +35,7 @@ TRUTH = "truth.parquet"
 def injected_model(out: Path, base, data, fraction: float, seed: int, cfg: InjectConfig, digest: str):
     """(injected model, its RunData, EvalSets, truth table, metrics) in directory `out`: read back when it is
     finished with the same config (same base weights included), else fine-tuned from a copy of `base`."""
-    from memlab.iar.checkpoint import load_pretrained, publish
+    from memlab.iar.checkpoint import publish
 
     rows, units = draw_injection(base, len(data.heldout_images), cfg.n_images, fraction, seed)
     new_data, sets = injected_data(data, rows)
@@ -44,9 +44,8 @@ def injected_model(out: Path, base, data, fraction: float, seed: int, cfg: Injec
               "fraction": fraction, "seed": seed, "base_weights": digest}
     rd, mode = RunDir.open(out, "iar-inject", flag="injection directory", continue_same=True)
     if mode == "done" and rd.same_config(config) and (out / "model" / "config.json").is_file():
-        model = load_pretrained(type(base), out / "model", "injected model")
-        model.attach_tokenizer(base.tokenizer)
-        return model.eval(), new_data, sets, read_parquet(out / TRUTH, what="INJ truth"), rd.finished_metrics()
+        model = base.with_published(out / "model", "injected model")
+        return model, new_data, sets, read_parquet(out / TRUTH, what="INJ truth"), rd.finished_metrics()
     shutil.rmtree(out / "localizers", ignore_errors=True)  # they ranked another model
     rd.start(config)
     model = copy.deepcopy(base)
@@ -94,22 +93,27 @@ def recall_over_seeds(per_seed: pd.DataFrame, level: float = 0.95) -> pd.DataFra
     return out
 
 
-def run_inj(run_dir, methods, cfg: InjectConfig = InjectConfig(), out: Path | None = None) -> pd.DataFrame:
+def run_inj(run_dir, methods, cfg: InjectConfig = InjectConfig(), out: Path | None = None,
+            base_and_data=None) -> pd.DataFrame:
     """INJ on the trained run `run_dir` (final weights): for every seed and fraction an injected model, each
     localizer in `methods` ranking units for the injected images (with cfg.localizer, its seed shifted by the
     injection seed, so random scores and learned masks vary over seeds too), recall@k. -> the summary over
     seeds (one row per fraction, method, block); tables and figure written to `out` (default RUN/inject).
-    Resumable: finished injected models and localizer tables are reused."""
+    Resumable: finished injected models and localizer tables are reused. `base_and_data`: the (model, RunData)
+    of RUN already loaded (an external model's work directory, loaded in float32 for the fine-tune)."""
     from memlab.iar.load import load_run, load_run_data
     from memlab.iar.pipeline import fold_duplicates
 
-    RunDir.existing(run_dir, "iar-train")
+    if base_and_data is None:
+        RunDir.existing(run_dir, "iar-train")
     methods = list(dict.fromkeys(methods))
     for name in methods:
         method(name)  # unknown names fail before anything is written
     out = Path(run_dir) / "inject" if out is None else Path(out)
-    base = load_run(run_dir)
-    data = fold_duplicates(*load_run_data(run_dir))
+    if base_and_data is None:
+        base, data = load_run(run_dir), fold_duplicates(*load_run_data(run_dir))
+    else:
+        base, data = base_and_data
     draw_injection(base, len(data.heldout_images), cfg.n_images, cfg.fractions[0], cfg.seeds[0])  # too few held-out
     digest, rows = state_digest(base), []
     for seed in cfg.seeds:

@@ -17,14 +17,18 @@ with the pipeline's AmusedScheduler, one generator per sample. Units are the GEG
 transformer layer (`block.i.mlp`, as in MaskedTokenModel).
 
 Only the transformer is a registered sub-module (its parameters are the model's: edits, gradients, fine-tuning);
-the VQModel and the text encoder are attached, like TokenizedIAR's tokenizer. Tensors go in on any device and
-come back on the device they came from (tokenize and decode: on the CPU), so the CPU-side tooling works
-unchanged while the pipeline runs on a GPU.
+the VQModel and the text encoder are attached, like TokenizedIAR's tokenizer, and shared (never copied) by a
+deep copy: nothing memlab does changes them. `save_pretrained` saves the transformer (a UVit2DModel directory,
+the pipeline's own `transformer/` layout) and `with_published` reads one back. Tensors go in on any device and
+come back on the device they came from (tokenize and decode, and the position masks: on the CPU), so the
+CPU-side tooling works unchanged while the pipeline runs on a GPU.
 """
 
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -101,6 +105,36 @@ class AmusedIAR(MaskedIAR):
     def units(self) -> "OrderedDict[str, UnitSpec]":
         return uvit_units(self.uvit, "uvit")
 
+    # --- copies and saved weights ------------------------------------------------------------------------
+    FROZEN = ("_vqvae", "_text_encoder", "_text_tokenizer")
+
+    def __deepcopy__(self, memo):
+        for name in self.FROZEN:  # shared: a copy (unlearning, INJ) changes only the transformer
+            memo[id(self.__dict__[name])] = self.__dict__[name]
+        new = object.__new__(type(self))
+        memo[id(self)] = new
+        new.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return new
+
+    def save_pretrained(self, directory, **kwargs) -> None:
+        """The transformer's weights (the only ones memlab changes) as a UVit2DModel directory."""
+        self.uvit.save_pretrained(directory, **kwargs)
+
+    def with_published(self, directory: Path, what: str = "transformer") -> "AmusedIAR":
+        """A copy of this model (same pipeline parts and captions) with the transformer weights saved in
+        `directory` by save_pretrained; weights of another size are a one-line UsageError."""
+        from diffusers import UVit2DModel
+
+        from memlab.iar.checkpoint import load_pretrained
+
+        loaded = load_pretrained(UVit2DModel, Path(directory), what)
+        if {k: v for k, v in loaded.config.items() if not k.startswith("_")} != \
+                {k: v for k, v in self.uvit.config.items() if not k.startswith("_")}:
+            raise UsageError(f"the {what} in {directory} is a UVit2DModel of another config than this pipeline's")
+        new = copy.deepcopy(self)
+        new.uvit.load_state_dict(loaded.state_dict())  # into the model's own device and precision
+        return new.eval()
+
     # --- captions ----------------------------------------------------------------------------------------
     @torch.no_grad()
     def encode_text(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -158,7 +192,11 @@ class AmusedIAR(MaskedIAR):
                             self.uncond_pooled_1xP.expand(B, -1)).to(cond.device)
         return uncond + self.guidance * (cond - uncond)
 
-    # MaskedIAR's masks live on the model's device: run there, hand back on the caller's device
+    def revealed_mask(self, prefix: int) -> torch.Tensor:
+        """Bool L on the CPU, as every other output of the adapter (MaskedIAR moves it where it combines it)."""
+        return super().revealed_mask(prefix).cpu()
+
+    # the network runs on the model's device: run there, hand back on the caller's device
     def teacher_forced_logits(self, tokens_BxL: torch.Tensor, labels_B: torch.Tensor) -> torch.Tensor:
         dev = self.reveal_order_L.device
         return super().teacher_forced_logits(tokens_BxL.to(dev), labels_B.to(dev)).to(tokens_BxL.device)

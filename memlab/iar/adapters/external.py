@@ -6,12 +6,18 @@ RUN/config.json   {"kind": "iar-external", "external": {model, images, captions,
                    guidance}}: what decides the numbers; --device and --precision may change between commands
 RUN/metrics.json  the pipeline's sizes, written when RUN is set up
 RUN/<sub>/        what each command writes (localize, extract, yardstick, leaderboard, ...), as for a run
+
+A derived work directory (`memlab iar unlearn RUN --out DIR`) is one more of the same kind: its "external"
+table also says "transformer": "transformer", i.e. DIR/transformer holds its own (unlearned) UVit2DModel,
+and every other component (VQModel, text encoder, tokenizer, scheduler) is read from the pipeline named in
+"model", which is never written to. It opens once it is finished (metrics.json), like any other.
 """
 
 from __future__ import annotations
 
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from memlab.errors import UsageError, check_float, check_int
@@ -19,6 +25,7 @@ from memlab.iar.adapters import KIND, parse_model
 from memlab.iar.adapters.cli import DEFAULTS, SAVED
 from memlab.rundir import RunDir, kind_of
 
+OWN_WEIGHTS = "transformer"  # spec key (and folder) of a derived work directory's own transformer
 FORWARD_SECTIONS = ("unitmem", "extract")  # sections whose batch_size is rows per forward pass (others follow)
 
 
@@ -45,9 +52,17 @@ def external_spec(args) -> dict:
         raise UsageError("--sinks on needs a MemSinks run trained by memlab, not an external model")
     given, run = _given(args), Path(args.run)
     if run.is_dir() and kind_of(run) == KIND:
-        saved = RunDir(run, KIND).saved_config().get("external")
-        if not isinstance(saved, dict) or set(saved) != set(SAVED):
-            raise UsageError(f"malformed {run / 'config.json'}: expected an 'external' table with {', '.join(SAVED)}")
+        rd = RunDir(run, KIND)
+        raw = rd.saved_config()
+        saved = raw.get("external")
+        if not isinstance(saved, dict) or set(saved) - {OWN_WEIGHTS} != set(SAVED) \
+                or saved.get(OWN_WEIGHTS, OWN_WEIGHTS) != OWN_WEIGHTS:
+            raise UsageError(f"malformed {run / 'config.json'}: expected an 'external' table with {', '.join(SAVED)} "
+                             f"(and \"{OWN_WEIGHTS}\": \"{OWN_WEIGHTS}\" in a derived one)")
+        if OWN_WEIGHTS in saved and not rd.is_done():
+            base = (raw.get("derived") or {}).get("base_run", "RUN") if isinstance(raw.get("derived"), dict) else "RUN"
+            raise UsageError(f"{run} is an unfinished unlearning (no metrics.json yet); continue it with "
+                             f"`memlab iar unlearn {base} --out {run} --resume`")
         for k, v in given.items():
             if v != saved[k]:
                 raise UsageError(f"{run} was set up with --{k.replace('_', '-')} {saved[k]}, not {v}; leave the "
@@ -65,10 +80,19 @@ def external_spec(args) -> dict:
     return spec
 
 
-def _pipeline(spec: dict):
-    from memlab.iar.adapters.pipeline_dir import check_pipeline_dir
+def _pipeline(spec: dict, run: Path):
+    """The checked pipeline of RUN's spec (a derived RUN: with its own transformer). A pipeline recorded in an
+    existing RUN that is gone or damaged is a one-line error naming RUN."""
+    from memlab.iar.adapters.pipeline_dir import check_pipeline_dir, with_transformer
 
-    return check_pipeline_dir(parse_model(spec["model"])[1])
+    try:
+        pdir = check_pipeline_dir(parse_model(spec["model"])[1])
+        return with_transformer(pdir, run / spec[OWN_WEIGHTS]) if OWN_WEIGHTS in spec else pdir
+    except UsageError as e:
+        if not (run / "config.json").is_file():
+            raise
+        raise UsageError(f"{run}: the pipeline it was set up with ({spec['model']}, in {run / 'config.json'}) cannot "
+                         f"be used: {e}") from None
 
 
 def _runtime(args):
@@ -85,7 +109,7 @@ def batch_defaults(args, sections, toml: dict) -> dict:
     from memlab.iar.adapters.loading import auto_batch_size
 
     spec = external_spec(args)
-    pdir = _pipeline(spec)
+    pdir = _pipeline(spec, Path(args.run))
     device, dtype = _runtime(args)
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in toml.items()}
     for sec in sections:
@@ -119,7 +143,8 @@ def load_work_dir(path, device: str = "auto", precision: str = "auto"):
 
     args = SimpleNamespace(run=str(path), device=device, precision=precision)
     spec = external_spec(args)
-    return _load(spec, _pipeline(spec), read_caption_set(spec["images"], spec["captions"]), *_runtime(args))
+    pdir = _pipeline(spec, Path(path))
+    return _load(spec, pdir, read_caption_set(spec["images"], spec["captions"]), *_runtime(args))
 
 
 def work_dir_data(path):
@@ -129,28 +154,63 @@ def work_dir_data(path):
     from memlab.iar.adapters.captions import caption_run_data, read_caption_set
 
     spec = external_spec(SimpleNamespace(run=str(path)))
-    return caption_run_data(read_caption_set(spec["images"], spec["captions"]), _pipeline(spec).resolution)[0]
+    side = _pipeline(spec, Path(path)).resolution
+    return caption_run_data(read_caption_set(spec["images"], spec["captions"]), side)[0]
+
+
+def work_dir_spec(path) -> dict:
+    """The saved "external" table of a finished or set-up work directory (checked as every command checks it)."""
+    from types import SimpleNamespace
+
+    return external_spec(SimpleNamespace(run=str(path)))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """RUN and everything its model needs, checked; nothing loaded or written yet."""
+
+    spec: dict
+    pdir: object  # PipelineDir
+    captions: object  # CaptionSet
+    device: str
+    dtype: object
+    run: RunDir
+    mode: str
+
+
+def check_external(args) -> Prepared:
+    from memlab.iar.adapters.captions import read_caption_set
+
+    spec = external_spec(args)
+    pdir = _pipeline(spec, Path(args.run))
+    cs = read_caption_set(spec["images"], spec["captions"])
+    device, dtype = _runtime(args)
+    run_rd, mode = RunDir.open(args.run, KIND, flag="RUN", continue_same=True)
+    return Prepared(spec, pdir, cs, device, dtype, run_rd, mode)
+
+
+def load_external(prep: Prepared):
+    """-> (AmusedIAR with the image set's captions, RunData, Stage); RUN is set up (config.json, metrics.json)
+    when it was new."""
+    from memlab.iar.stages import Stage
+
+    pdir, run_rd = prep.pdir, prep.run
+    model, data = _load(prep.spec, pdir, prep.captions, prep.device, prep.dtype)
+    if prep.mode == "fresh":
+        run_rd.start({"external": prep.spec})
+        run_rd.finish({"arch": model.arch, "resolution": pdir.resolution, "seq_len": pdir.seq_len,
+                       "codebook_size": pdir.codebook_size, "n_blocks": pdir.n_layers,
+                       "units_per_block": pdir.intermediate_size, "n_train": len(data.train_ids),
+                       "n_heldout": len(data.heldout_images)})
+    stage = Stage(epoch=0, name="final", model_dir=pdir.folder("transformer"), work_dir=run_rd.path, train_acc=None,
+                  heldout_nll=None, target_acc=None, log_v=math.log(pdir.codebook_size))
+    return model, data, stage
 
 
 def open_external(args, sub: str, kind: str):
     """-> (AmusedIAR with the image set's captions, RunData, RunDir of RUN/sub, Stage); everything is checked
     and loaded before RUN (or anything in it) is written."""
-    from memlab.iar.adapters.captions import read_caption_set
-    from memlab.iar.stages import Stage
-
-    spec = external_spec(args)
-    pdir = _pipeline(spec)
-    cs = read_caption_set(spec["images"], spec["captions"])
-    device, dtype = _runtime(args)
-    run_rd, mode = RunDir.open(args.run, KIND, flag="RUN", continue_same=True)
-    out_rd, _ = RunDir.open(run_rd.path / sub, kind, flag="output directory", continue_same=True)
-    model, data = _load(spec, pdir, cs, device, dtype)
-    if mode == "fresh":
-        run_rd.start({"external": spec})
-        run_rd.finish({"arch": model.arch, "resolution": pdir.resolution, "seq_len": pdir.seq_len,
-                       "codebook_size": pdir.codebook_size, "n_blocks": pdir.n_layers,
-                       "units_per_block": pdir.intermediate_size, "n_train": len(data.train_ids),
-                       "n_heldout": len(data.heldout_images)})
-    stage = Stage(epoch=0, name="final", model_dir=pdir.path / "transformer", work_dir=run_rd.path, train_acc=None,
-                  heldout_nll=None, target_acc=None, log_v=math.log(pdir.codebook_size))
+    prep = check_external(args)
+    out_rd, _ = RunDir.open(prep.run.path / sub, kind, flag="output directory", continue_same=True)
+    model, data, stage = load_external(prep)
     return model, data, out_rd, stage

@@ -79,7 +79,7 @@ def load_amused(pdir: PipelineDir, *, device: str = "cpu", dtype=None, reveal_se
     root, var = pdir.path, pdir.variants
     quiet = {"low_cpu_mem_usage": False}  # without accelerate diffusers falls back to this anyway, with a warning
     vq = _load(VQModel, root / "vqvae", "VQModel", variant=var["vqvae"], torch_dtype=torch.float32, **quiet)
-    tr = _load(UVit2DModel, root / "transformer", "UVit2DModel", variant=var["transformer"], torch_dtype=dtype, **quiet)
+    tr = _load(UVit2DModel, pdir.folder("transformer"), "UVit2DModel", variant=var["transformer"], torch_dtype=dtype, **quiet)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # transformers reports the unused vision keys of a full CLIP checkpoint
     hf_logging.disable_progress_bar()
@@ -103,7 +103,7 @@ def weight_bytes(pdir: PipelineDir, dtype_bytes: int) -> int:
     """Bytes the loaded weights take: the safetensors files, rescaled from the bytes per value they hold."""
     total = 0
     for comp in ("vqvae", "transformer", "text_encoder"):
-        folder = pdir.path / comp
+        folder = pdir.folder(comp)
         for f in folder.glob("*.safetensors"):
             stored = 2 if ".fp16." in f.name else 4
             per = 4 if comp == "vqvae" else dtype_bytes

@@ -6,11 +6,14 @@ Layout: PATH/model_index.json names the components; PATH/vqvae, PATH/transformer
 config.json + diffusion_pytorch_model[.fp16].safetensors), PATH/text_encoder (transformers: config.json +
 model[.fp16].safetensors), PATH/tokenizer (tokenizer_config.json + vocab.json/merges.txt or tokenizer.json),
 PATH/scheduler (scheduler_config.json).
+
+A work directory derived from a pipeline (an unlearned one: memlab.iar.adapters.derived) keeps its own
+`transformer/` and takes every other component from the pipeline: `with_transformer` checks that folder.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from memlab.errors import UsageError
@@ -41,10 +44,17 @@ class PipelineDir:
     n_layers: int
     intermediate_size: int
     text_len: int
+    transformer_dir: Path | None = None  # the transformer's folder when it is not PATH/transformer
 
     @property
     def seq_len(self) -> int:
         return self.grid ** 2
+
+    def folder(self, component: str) -> Path:
+        """Where a component's files are."""
+        if component == "transformer" and self.transformer_dir is not None:
+            return self.transformer_dir
+        return self.path / component
 
 
 def _class_of(config: dict, component: str) -> str | None:
@@ -138,3 +148,21 @@ def _sizes(root: Path, configs: dict, variants: dict) -> PipelineDir:
                        n_layers=_int(t, "num_hidden_layers", t_file),
                        intermediate_size=_int(t, "intermediate_size", t_file),
                        text_len=_int(text, "max_position_embeddings", root / "text_encoder" / "config.json"))
+
+
+def with_transformer(pdir: PipelineDir, folder: Path) -> PipelineDir:
+    """`pdir` with its transformer read from `folder` instead (a UVit2DModel saved with save_pretrained, of the
+    same config as the pipeline's own: the same sizes, only other weights); else a one-line UsageError."""
+    folder = Path(folder)
+    cfg_file = folder / "config.json"
+    if not cfg_file.is_file():
+        raise UsageError(f"{folder} holds no transformer (no config.json of a UVit2DModel saved with save_pretrained)")
+    cfg, own = read_json(cfg_file), read_json(pdir.path / "transformer" / "config.json")
+    if not isinstance(cfg, dict) or cfg.get("_class_name") != "UVit2DModel":
+        raise UsageError(f"{cfg_file} does not describe a UVit2DModel")
+    differ = sorted(k for k in set(cfg) | set(own) if not k.startswith("_") and cfg.get(k) != own.get(k))
+    if differ:
+        raise UsageError(f"{folder}: the transformer's {differ[0]} is {cfg.get(differ[0])!r} but the pipeline "
+                         f"{pdir.path} has {own.get(differ[0])!r}; it was not made from this pipeline")
+    variant = _variant(folder, COMPONENTS["transformer"][2])
+    return replace(pdir, transformer_dir=folder, variants={**pdir.variants, "transformer": variant})

@@ -2,7 +2,9 @@
 from a hub): a VQModel with a 16-code book on a 4 x 4 latent grid of 16 x 16 images, a two-layer UVit2DModel, a
 two-layer CLIP text encoder and a CLIPTokenizer made from a vocabulary and merges written here.
 `save_tiny_pipeline(dir)` writes it with AmusedPipeline.save_pretrained (the layout of a real amused-256
-download); `caption_folder(dir)` writes a captioned image set (PNG files and captions.jsonl)."""
+download); `caption_folder(dir)` writes a captioned image set (PNG files and captions.jsonl);
+`save_memorizing_pipeline(dir, images)` first trains the transformer on that set's training images until it
+reproduces them, so extraction, unlearning and INJ have something to find."""
 
 from __future__ import annotations
 
@@ -89,3 +91,31 @@ def caption_folder(out: Path, n_train: int = 6, n_heldout: int = 4, side: int = 
         lines.append({"file": f"img{i}.png", "caption": caption, "split": "train" if i < n_train else "heldout"})
     (out / "captions.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     return out
+
+
+def save_memorizing_pipeline(out: Path, images: Path, steps: int = 120, lr: float = 1e-2, seed: int = 0) -> dict:
+    """The tiny pipeline after `steps` Adam steps of aMUSEd's own objective (MaskedIAR.training_loss) on the
+    training images of the caption folder `images`, each with its caption (about 100 steps reproduce all six
+    default images from a quarter of their tokens), saved with AmusedPipeline.save_pretrained."""
+    from diffusers import AmusedPipeline
+
+    from memlab.iar.adapters.amused import AmusedIAR
+    from memlab.iar.adapters.captions import caption_run_data, read_caption_set
+
+    parts = tiny_components(seed)
+    data, texts = caption_run_data(read_caption_set(images), 16, progress=False)
+    model = AmusedIAR(parts["vqvae"], parts["text_encoder"], parts["tokenizer"], parts["transformer"],
+                      parts["scheduler"])
+    model.set_captions(texts)
+    tokens_NxL = model.tokenize(data.train_images)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    g = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(steps):
+        loss = model.training_loss(tokens_NxL, data.train_labels, g)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    parts["transformer"].eval()
+    AmusedPipeline(**parts).save_pretrained(out)
+    return parts

@@ -225,10 +225,11 @@ def trajectory_figure(table: pd.DataFrame, title: str):
 
 
 def run_unlearning(reference: IARModel, data, sets, ext_cfg, cfg: UnlearnConfig, rd: RunDir, config: dict,
-                   copies: dict[str, Path], classifier=None, progress: bool = True) -> dict:
+                   copies: dict[str, Path], classifier=None, progress: bool = True, model_dir: str = "model") -> dict:
     """Unlearn into run directory `rd` (resuming its state), -> metrics.json's content. `config`: the new run's
     config.json (the base run's data and train sections, and "derived"); `copies`: name in the new run -> file
-    or directory of the base run copied there unchanged (tokenizer/, evalsets.json, classifier/)."""
+    or directory of the base run copied there unchanged (tokenizer/, evalsets.json, classifier/); `model_dir`:
+    where the unlearned model's save_pretrained goes (an external model's work directory: transformer/)."""
     from memlab.iar.checkpoint import copy_published, publish
     from memlab.iar.extract import attack_prefix
 
@@ -270,7 +271,7 @@ def run_unlearning(reference: IARModel, data, sets, ext_cfg, cfg: UnlearnConfig,
     bar.close()
     stopped = STOPPED[0] if rows[-1]["T_extracted"] == 0 else STOPPED[1]
     final = score_model(model, reference, base, classifier, seconds=train_seconds)
-    publish(model, rd.path / "model")
+    publish(model, rd.path / model_dir)
     table = pd.DataFrame(rows).assign(method=cfg.method)
     write_parquet(rd.path / "trajectory.parquet", table)
     write_text(rd.path / "trajectory.csv", table.to_csv(index=False))

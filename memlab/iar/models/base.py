@@ -96,6 +96,15 @@ class TokenizedIAR(IARModel):
     def tokenizer_module(self):
         return self.tokenizer
 
+    def with_published(self, directory, what: str = "model") -> "TokenizedIAR":
+        """A model of this class with the weights its save_pretrained wrote in `directory` (a fine-tuned copy:
+        INJ, unlearning), this model's tokenizer attached, in eval mode on the CPU."""
+        from memlab.iar.checkpoint import load_pretrained
+
+        model = load_pretrained(type(self), directory, what)
+        model.attach_tokenizer(self.tokenizer)
+        return model.eval()
+
     def code_vectors(self) -> torch.Tensor:
         """The tokenizer's codebook (V x latent channels)."""
         return self.tokenizer.codebook.detach().float().cpu()

@@ -65,7 +65,7 @@ class MaskedIAR(TokenizedIAR):
 
     def teacher_forced_logits(self, tokens_BxL: torch.Tensor, labels_B: torch.Tensor) -> torch.Tensor:
         self.check_tokens(tokens_BxL, labels_B)
-        shown_L = self.revealed_mask(self.seq_len // 2)
+        shown_L = self.revealed_mask(self.seq_len // 2).to(tokens_BxL.device)
         logits = self(torch.where(shown_L, tokens_BxL, self.mask_id), labels_B)
         onehot = torch.full_like(logits, -1e4).scatter(-1, tokens_BxL[..., None], 0.0)
         return torch.where(shown_L[None, :, None], onehot, logits)
@@ -102,7 +102,7 @@ class MaskedIAR(TokenizedIAR):
         masked tokens by argmax and keep the most confident ones, on the scheduler's masking schedule."""
         self.check_tokens(tokens_BxL, labels_B)
         steps = steps or self.generate_steps
-        out = torch.where(self.revealed_mask(prefix), tokens_BxL, self.mask_id)
+        out = torch.where(self.revealed_mask(prefix).to(tokens_BxL.device), tokens_BxL, self.mask_id)
         for step in range(steps):
             unknown_BxL = out == self.mask_id
             if not unknown_BxL.any():
