@@ -3,6 +3,7 @@ positions of each scale. Label-free and naive: units that fire everywhere rank f
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from memlab.iar.config import LocalizerConfig
@@ -10,6 +11,11 @@ from memlab.iar.interface import IARModel
 from memlab.iar.localizers.common import Inputs, mean_abs_activation, unit_table
 
 
-def activation(model: IARModel, inp: Inputs, cfg: LocalizerConfig) -> pd.DataFrame:
+def activation_by_scale(model: IARModel, inp: Inputs, cfg: LocalizerConfig) -> dict[str, np.ndarray]:
+    """S x U per unit layer: the mean |activation| over the targets and the positions of each scale."""
     mu = mean_abs_activation(model, *inp.target(), cfg.batch_size)
-    return unit_table(model, {name: m_TxSxU.mean(0) for name, m_TxSxU in mu.items()})
+    return {name: m_TxSxU.mean(0) for name, m_TxSxU in mu.items()}
+
+
+def activation(model: IARModel, inp: Inputs, cfg: LocalizerConfig) -> pd.DataFrame:
+    return unit_table(model, activation_by_scale(model, inp, cfg))

@@ -82,17 +82,27 @@ def loglik_B(model: IARModel, tokens_BxL: torch.Tensor, labels_B: torch.Tensor) 
 @contextmanager
 def gated(model: IARModel, gates: Mapping[str, torch.Tensor]) -> Iterator[None]:
     """Within the block, the hidden activation of unit layer `name` is multiplied by `gates[name]` (U, or
-    anything that broadcasts against B x L x U), gradients flowing to the gate; hooks always removed."""
+    anything that broadcasts against B x L x U; a per-position L x U gate also on activations with extra
+    leading positions), gradients flowing to the gate; hooks always removed."""
     specs = model.units()
     handles = []
     try:
         for name, gate in gates.items():
             handles.append(specs[name].module.register_forward_hook(
-                lambda _m, _i, out, gate=gate: out * gate.to(out.dtype)))
+                lambda _m, _i, out, gate=gate: out * _fit(gate, out)))
         yield
     finally:
         for h in handles:
             h.remove()
+
+
+def _fit(gate: torch.Tensor, out_BxLxU: torch.Tensor) -> torch.Tensor:
+    """A per-position gate (L x U, from the per-scale localizers) on an activation with extra leading positions
+    (class / start tokens, outside every scale): they take the first position's gate."""
+    extra = out_BxLxU.shape[-2] - gate.shape[-2] if gate.ndim >= 2 and gate.shape[-2] > 1 else 0
+    if extra > 0:
+        gate = torch.cat([gate[..., :1, :].expand(*gate.shape[:-2], extra, gate.shape[-1]), gate], -2)
+    return gate.to(out_BxLxU.dtype)
 
 
 def gate_grads(model: IARModel, tokens_BxL: torch.Tensor, labels_B: torch.Tensor, gates: dict[str, torch.Tensor],
@@ -140,4 +150,24 @@ def unit_table(model: IARModel, scores: Mapping[str, np.ndarray | torch.Tensor])
             score_U, scale_U = s.max(0), s.argmax(0)
         frames.append(pd.DataFrame({"layer": name, "block": blocks[name], "unit": np.arange(len(score_U)),
                                     "scale": scale_U.astype(np.int64), "score": score_U}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def position_scales(model: IARModel) -> torch.Tensor:
+    """The scale of every token position, long L (0 everywhere for a model with one scale)."""
+    scale_L = torch.zeros(model.seq_len, dtype=torch.long)
+    for s, sl in enumerate(model.scale_slices()):
+        scale_L[sl] = s
+    return scale_L
+
+
+def scale_table(model: IARModel, scores: Mapping[str, np.ndarray | torch.Tensor]) -> pd.DataFrame:
+    """The per-scale table: one row per (layer, scale, unit) of S x U scores (scale-major within a layer)."""
+    blocks = {name: spec.block for name, spec in model.units().items()}
+    frames = []
+    for name, s in scores.items():
+        s_SxU = torch.as_tensor(s).detach().double().cpu().numpy()
+        S, U = s_SxU.shape
+        frames.append(pd.DataFrame({"layer": name, "block": blocks[name], "unit": np.tile(np.arange(U), S),
+                                    "scale": np.repeat(np.arange(S), U).astype(np.int64), "score": s_SxU.ravel()}))
     return pd.concat(frames, ignore_index=True)

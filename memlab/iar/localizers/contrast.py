@@ -16,8 +16,13 @@ TINY = 1e-12  # std floor: a unit constant on the held-out images
 
 
 def contrast(model: IARModel, inp: Inputs, cfg: LocalizerConfig) -> pd.DataFrame:
+    return unit_table(model, contrast_by_scale(model, inp, cfg))
+
+
+def contrast_by_scale(model: IARModel, inp: Inputs, cfg: LocalizerConfig) -> dict[str, np.ndarray]:
+    """S x U per unit layer: the z-score of each scale."""
     mu_T = mean_abs_activation(model, *inp.target(), cfg.batch_size)
     mu_H = mean_abs_activation(model, *inp.heldout(2, "contrast"), cfg.batch_size)
     z = {name: (mu_T[name].mean(0) - h_HxSxU.mean(0)) / (h_HxSxU.std(0, ddof=1) + TINY)
          for name, h_HxSxU in mu_H.items()}
-    return unit_table(model, {name: np.nan_to_num(s) for name, s in z.items()})
+    return {name: np.nan_to_num(s) for name, s in z.items()}

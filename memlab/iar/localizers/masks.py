@@ -22,7 +22,7 @@ import torch
 from memlab.errors import UsageError
 from memlab.iar.config import LocalizerConfig
 from memlab.iar.interface import IARModel
-from memlab.iar.localizers.common import Inputs, gated, log_probs, loglik_B, unit_table
+from memlab.iar.localizers.common import Inputs, gated, log_probs, loglik_B, position_scales, scale_table, unit_table
 
 
 class MaskFamily(Protocol):
@@ -53,25 +53,36 @@ def _draw(n: int, batch_size: int, gen: torch.Generator) -> torch.Tensor:
     return torch.arange(n) if n <= batch_size else torch.randperm(n, generator=gen)[:batch_size]
 
 
-def learn_mask(model: IARModel, inp: Inputs, cfg: LocalizerConfig, family: MaskFamily, method: str) -> pd.DataFrame:
-    """The unit table of a learned drop mask (score from `family.final`, and a `dropped` column)."""
+def learn_mask(model: IARModel, inp: Inputs, cfg: LocalizerConfig, family: MaskFamily, method: str,
+               by_scale: bool = False) -> pd.DataFrame:
+    """The unit table of a learned drop mask (score from `family.final`, and a `dropped` column). `by_scale`:
+    one mask parameter per (scale, unit), the drop of scale s applied at that scale's positions, the penalty
+    the mean over all S x U entries; -> one row per (layer, unit, scale) (memlab.iar.localizers.scales)."""
     tok_T, lab_T = inp.target()
     tok_R, lab_R = inp.heldout(1, method) if cfg.retain == "heldout" else inp.others()
     if not len(tok_R):
         raise UsageError(f"localizer {method}: the retain set ({cfg.retain}) is empty")
     gen = torch.Generator().manual_seed(cfg.seed)
     specs = model.units()
-    params = {name: family.init(spec.weight.shape[0], gen).to(model.device).requires_grad_(True)
-              for name, spec in specs.items()}
+    scale_L = position_scales(model).to(model.device) if by_scale else None
+    S = int(scale_L.max()) + 1 if by_scale else 1
+
+    def init(U: int) -> torch.Tensor:  # the same draws as U units times S, so one scale gives the whole mask
+        p = family.init(S * U, gen)
+        return p.view(S, U) if by_scale else p
+
+    params = {name: init(spec.weight.shape[0]).to(model.device).requires_grad_(True) for name, spec in specs.items()}
     leaves = list(params.values())
     opt = torch.optim.Adam(leaves, lr=cfg.lr)
     for _ in range(cfg.steps):
         i_T, i_R = _draw(len(tok_T), cfg.batch_size, gen), _draw(len(tok_R), cfg.batch_size, gen)
         drops = {name: family.sample(p, gen) for name, p in params.items()}
+        if by_scale:  # S x U -> the drop at every position, L x U
+            drops = {name: d_SxU[scale_L] for name, d_SxU in drops.items()}
         with gated(model, {name: 1 - d for name, d in drops.items()}):
             forget = unlikelihood_B(model, tok_T[i_T], lab_T[i_T]).mean()
             retain = -loglik_B(model, tok_R[i_R], lab_R[i_R]).mean()
-        sparse = torch.cat([family.penalty(p) for p in leaves]).mean()
+        sparse = torch.cat([family.penalty(p).flatten() for p in leaves]).mean()
         loss = forget + cfg.retain_weight * retain + cfg.sparsity * sparse
         opt.zero_grad()
         for p, g in zip(leaves, torch.autograd.grad(loss, leaves)):  # the model's parameters get no gradient
@@ -82,5 +93,5 @@ def learn_mask(model: IARModel, inp: Inputs, cfg: LocalizerConfig, family: MaskF
                 family.after_step(p)
     with torch.no_grad():
         finals = {name: family.final(p) for name, p in params.items()}
-    table = unit_table(model, {name: s for name, (s, _) in finals.items()})
-    return table.assign(dropped=np.concatenate([d.cpu().numpy() for _, d in finals.values()]))
+    table = (scale_table if by_scale else unit_table)(model, {name: s for name, (s, _) in finals.items()})
+    return table.assign(dropped=np.concatenate([d.cpu().numpy().ravel() for _, d in finals.values()]))
