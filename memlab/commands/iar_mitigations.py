@@ -27,6 +27,13 @@ def register(iar_sub) -> None:
                         "(default BASE/yardstick, from `memlab iar ablate BASE --localizer unitmem`)")
     p.add_argument("--tag", default="", help="write to BASE/mitigations-TAG instead of BASE/mitigations")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object on stdout")
+    from memlab.iar.adapters.loading import PRECISIONS
+
+    g = p.add_argument_group("external model (BASE a work directory of --model diffusers:PATH)")
+    g.add_argument("--device", default=None, metavar="{auto,cpu,cuda,cuda:N}",
+                   help="where the pipelines run (default auto: CUDA when present)")
+    g.add_argument("--precision", default=None, choices=PRECISIONS,
+                   help="transformer and text encoder precision (default auto: fp16 on a GPU, fp32 on a CPU)")
     p.set_defaults(func=run_mitigations)
 
 
@@ -82,6 +89,9 @@ def run_mitigations(args) -> int:
         check_external_methods(Path(args.run), runs)
     else:
         RunDir.existing(args.run, "iar-train", what="BASE")
+        for flag in ("device", "precision"):
+            if getattr(args, flag) is not None:
+                raise UsageError(f"--{flag} is an option of external models; BASE {args.run} is a memlab run")
     edits = Path(args.edits) if args.edits else Path(args.run) / "yardstick"
     from memlab.iar.mitigate.scoreboard import read_yardstick
 
@@ -97,12 +107,22 @@ def run_mitigations(args) -> int:
     from memlab.iar.pipeline import fold_duplicates
     from memlab.io import to_json
 
-    base_model = load_run(args.run)
-    data = fold_duplicates(*load_run_data(args.run))
+    if external:  # the captioned image set as every command reads it (its copies column included)
+        from memlab.iar.adapters.external import load_work_dir
+
+        def load(path):
+            return load_work_dir(path, device=args.device or "auto", precision=args.precision or "auto")
+
+        base_model, data = load(args.run)
+    else:
+        def load(path):
+            return load_run(path), None
+
+        base_model, data = load_run(args.run), fold_duplicates(*load_run_data(args.run))
     tokens = tokenize_all(base_model, data.train_images, ecfg.batch_size)
     models = {}
     for name, path in runs.items():  # every run loaded and checked before anything is written
-        models[name] = (path, load_run(path))
+        models[name] = (path, load(path)[0])
         check_same_tokens(models[name][1], tokens, data.train_images, name, ecfg.batch_size)
 
     def classifier():

@@ -111,6 +111,18 @@ def test_the_mitigations_scoreboard_scores_it_on_the_base_yardstick(setting):
     assert out["baseline_matches_edits"] is True
 
 
+def test_mitigations_of_an_external_base_refuse_other_image_sets_and_bad_devices(setting, tmp_path, capsys):
+    _, _, _, work, u, _ = setting
+    other = _moved(u, tmp_path, lambda bad, cfg: cfg["external"].update(images=str(caption_folder(tmp_path / "o"))))
+    before = _digest(work)
+    _one_line_error(capsys, main(["iar", "mitigations", str(work), "--method", f"x={other}"]),
+                    "was set up with another images than BASE")
+    if (work / "yardstick" / "metrics.json").is_file():  # after the scoreboard test: the yardstick is there
+        _one_line_error(capsys, main(["iar", "mitigations", str(work), "--method", f"ga={u}", "--device", "tpu",
+                                      "--tag", "t"]), "unknown --device 'tpu'")
+    assert _digest(work) == before
+
+
 def test_an_interrupted_unlearning_of_an_external_model_resumes_to_the_same_trajectory(setting, tmp_path, monkeypatch,
                                                                                        capsys):
     _, _, _, work, u, _ = setting
