@@ -361,7 +361,7 @@ def probe_figure(table: pd.DataFrame, title: str = ""):
     """Accuracy per block (x) for each factor (columns) and each (site, label pass) (rows): real probes solid
     with their 95% intervals, controls dashed with open markers, chance dotted, one colour per split. Returns
     the Figure."""
-    from memlab.io import legend_outside, new_figure
+    from memlab.io import legend_outside, new_figure, shifted
 
     order = {p: i for i, p in enumerate(SITES + LABEL_PASSES)}
     panels = sorted(set(zip(table["site"], table["labels"])), key=lambda sl: (order.get(sl[0], 9), order.get(sl[1], 9)))
@@ -375,14 +375,15 @@ def probe_figure(table: pd.DataFrame, title: str = ""):
         mine = table[(table["site"] == site) & (table["labels"] == mode)]
         for c, factor in enumerate(factors):
             ax = axes[r][c]
-            for split in splits:
+            for i, split in enumerate(splits):
                 g = mine[(mine.factor == factor) & (mine.split == split)]
                 for probe, style, face in (("real", "o-", None), ("control", "s--", "none")):
                     h = g[g.probe == probe].sort_values("block_index")
-                    if len(h):
+                    if len(h):  # splits side by side (3 points apart), so their intervals do not hide each other
                         ax.errorbar(h.block_index, h.accuracy, yerr=[h.accuracy - h.lo, h.hi - h.accuracy],
                                     fmt=style, ms=4, mfc=face, capsize=2, color=colours[split],
-                                    label=f"{split} {probe}")
+                                    transform=shifted(ax, 3.0 * (i - (len(splits) - 1) / 2), h.block_index,
+                                                      h.accuracy), label=f"{split} {probe}")
                 if len(g):
                     ax.axhline(g.chance.iloc[0], ls=":", lw=1, color=colours[split])
             ax.set(ylim=(0, 1.05), title=f"{factor} ({site}, labels {mode})", xlabel="block",
