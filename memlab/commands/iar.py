@@ -79,6 +79,9 @@ def register(subparsers) -> None:
     iar_localize.register(sub)
     iar_stages.register(sub)
     iar_localizers.register(sub)
+    from memlab.commands import iar_where  # where each localizer puts memorization (blocks, scales)
+
+    iar_where.register(sub)
     from memlab.commands import iar_analyze  # which images get memorized (issue 15)
 
     iar_analyze.register(sub)

@@ -4,6 +4,8 @@ torch at import). Writes WORK/leaderboard[-TAG] (WORK: RUN, or the checkpoint di
   leaderboard.csv / .parquet   one row per method (DEL at matched cost, INJ recall@k, per-image overlap, seconds)
   del/                         the DEL yardstick: every method's top-k edits and one random cloud
                                (yardstick.parquet, verdicts.csv, curves.csv, pareto.png; memlab.iar.compare)
+  where.csv / where.png        where each method puts memorization: share of its top 10% units per block
+                               (and per scale with --per-scale; memlab.iar.where, as `memlab iar where`)
   metrics.json                 the leaderboard as JSON; written last
 with the unit tables in WORK/localizers/NAME (and WORK/localize for unitmem), INJ in RUN/inject (--inject),
 per-image tables in WORK/localizers/NAME-per-image (--per-image). Every part resumes."""
@@ -41,6 +43,8 @@ def register(iar_sub) -> None:
                                                          "(RUN/inject) and score recall@k")
     p.add_argument("--per-image", action="store_true", help="also one target at a time: overlap of the top 1%% units "
                                                             "between targets")
+    p.add_argument("--per-scale", action="store_true", help="also per-scale unit tables (next-scale models; "
+                                                            "WORK/localizers/NAME-per-scale) in where.csv")
     p.add_argument("--tag", default="", help="write WORK/leaderboard-TAG instead of WORK/leaderboard")
     p.set_defaults(func=run_localizers)
 
@@ -83,6 +87,9 @@ def run_localizers(args) -> int:
     dele = _del(args, model, data, units, seconds, cfgs, rd, stage)
     inj = _inj(args, methods, cfgs, model, data) if args.inject else None
     overlap = _per_image(model, data, methods, cfgs, here) if args.per_image else None
+    from memlab.commands.iar_where import where_outputs
+
+    where = where_outputs(model, data, methods, cfgs, here, _token_cache(args), rd.path, args.per_scale, units=units)
     from memlab.iar.leaderboard import leaderboard
     from memlab.io import write_parquet, write_text
 
@@ -91,7 +98,7 @@ def run_localizers(args) -> int:
     write_text(rd.path / "leaderboard.csv", board.to_csv(index=False))
     print_table(f"localizer leaderboard ({model.arch}, {stage.name} stage, epoch {stage.epoch})", board)
     metrics = {"arch": model.arch, "stage": stage.columns(), "methods": methods,
-               "leaderboard": board.to_dict(orient="records")}
+               "leaderboard": board.to_dict(orient="records"), "where": where.to_dict(orient="records")}
     rd.finish(metrics)
     return _emit(args, metrics)
 

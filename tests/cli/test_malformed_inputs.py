@@ -74,6 +74,7 @@ FLOAT_OPTIONS: dict[str, tuple[Callable[[Ctx], list[str]], list[str]]] = {
     "iar ablate": (lambda c: ["iar", "ablate", str(c.iar_run()), *ABL], ["--top", "--factor", "--fpr", "--nn-ratio"]),
     "iar localizers": (lambda c: ["iar", "localizers", str(c.iar_run()), "--methods", "activation", "--ks", "10",
                                   "--factors", "0", "--cloud-ks", "5", "--n-samples", "8", "--n-boot", "20"], []),
+    "iar where": (lambda c: ["iar", "where", str(c.iar_run()), "--methods", "activation"], []),
     "iar analyze": (lambda c: ["iar", "analyze", str(c.iar_run()), "--what", "entropy", "--n-boot", "10"], []),
     "iar unlearn": (lambda c: ["iar", "unlearn", str(c.iar_run()), "--method", "ga", "--steps", "1",
                                "--out", c.p("unlearned")], []),
@@ -81,7 +82,7 @@ FLOAT_OPTIONS: dict[str, tuple[Callable[[Ctx], list[str]], list[str]]] = {
 }
 # Values a field documents as allowed: ExtractConfig.nn_ratio "inf = off" (no nearest-neighbour rule).
 ALLOWED = {("iar extract", "--nn-ratio", "inf"), ("iar ablate", "--nn-ratio", "inf"), ("iar unlearn", "--nn-ratio", "inf"),
-           ("iar localizers", "--nn-ratio", "inf")}
+           ("iar localizers", "--nn-ratio", "inf"), ("iar where", "--nn-ratio", "inf")}
 
 
 def parser_float_options() -> set[tuple[str, str]]:

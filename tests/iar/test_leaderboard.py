@@ -44,6 +44,12 @@ def test_leaderboard_scores_every_method_against_one_cloud_and_resumes(run, caps
             == counts["verdict"].isin(["better", "indistinguishable", "worse"]).sum()
         assert 0 <= row["per_image_top1pct_overlap"] <= 1 and row["seconds"] >= 0 and not row["uses_labels"]
     assert (run / "localizers" / "zero-out-per-image" / "units.parquet").is_file()
+    where = pd.read_csv(run / "leaderboard" / "where.csv")  # where the methods put memorization, from their tables
+    from memlab.iar.where import where_table
+
+    units = {m: pd.read_parquet(run / "localizers" / m / "units.parquet") for m in ("zero-out", "activation")}
+    assert np.allclose(where["share"], where_table(units)["share"]) and set(where["by"]) == {"block"}
+    assert (run / "leaderboard" / "where.png").is_file() and len(first["where"]) == len(where)
     rows = (run / "leaderboard" / "del" / "state" / "rows.json").read_text()
     assert main(argv) == 0  # everything reused
     assert json.loads(capsys.readouterr().out)["leaderboard"] == first["leaderboard"]
