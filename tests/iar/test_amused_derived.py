@@ -95,8 +95,24 @@ def test_every_command_opens_the_unlearned_directory_and_its_numbers_move(settin
 
 def test_the_analyses_open_the_unlearned_directory(setting):
     _, _, _, _, u, _ = setting
-    out = _run(["iar", "analyze", str(u), "--what", "perturb"])
+    out = _run(["iar", "analyze", str(u), "--what", "entropy,inference,perturb,frequency"])
     assert out["n_train"] == 6 and (u / "analyze" / "metrics.json").is_file()
+    assert pd.read_csv(u / "analyze" / "frequency_onset.csv").empty  # an external model has no training stages
+
+
+def test_what_the_analyses_ask_of_the_adapter(setting):
+    """The codebook for 'nearest code' perturbations, and no training stages (the frequency onset is empty)."""
+    from types import SimpleNamespace
+
+    from memlab.iar.analyze.frequency import onset_table
+    from memlab.iar.load import load_run
+
+    _, _, _, work, u, _ = setting
+    model = load_run(u)
+    vectors = model.code_vectors()
+    assert vectors.shape == (16, 4) and torch.equal(vectors, model.vqvae.quantize.embedding.weight.detach())
+    onset = onset_table(SimpleNamespace(data=SimpleNamespace(copies=[1] * 6)), work)
+    assert onset.empty and list(onset.columns) == ["epoch", "copies", "accuracy"]
 
 
 def test_the_mitigations_scoreboard_scores_it_on_the_base_yardstick(setting):

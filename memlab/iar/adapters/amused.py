@@ -237,6 +237,10 @@ class AmusedIAR(MaskedIAR):
             out = vq.decode(vq.quantize.get_codebook_entry(ids, shape), force_not_quantize=True).sample
         return out.clip(0, 1).float().cpu()
 
+    def code_vectors(self) -> torch.Tensor:
+        """The VQModel's codebook, V x C (float32, on the CPU): 'nearest code' is nearest in latent space."""
+        return self.vqvae.quantize.embedding.weight.detach().float().cpu()
+
     @torch.no_grad()
     def quality_features(self, images_Bx3xHxW: torch.Tensor) -> torch.Tensor:
         """The VQModel's encoder output before quantization, flattened: B x (C * h * w), float32 on the CPU."""

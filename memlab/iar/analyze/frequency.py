@@ -85,7 +85,7 @@ def onset_table(ctx: Context, run: Path | None) -> pd.DataFrame:
                                        model.ranking_positions(ctx.prefix).cpu(), ctx.cfg.batch_size)
         rows += [{"epoch": st.epoch, "copies": int(c), "accuracy": float(acc[copies == c].mean())}
                  for c in np.unique(copies)]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["epoch", "copies", "accuracy"])  # no stage (an external model): no rows
 
 
 def analyze(ctx: Context) -> Result:
