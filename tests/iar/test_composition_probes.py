@@ -12,6 +12,7 @@ from memlab.errors import UsageError
 from memlab.iar.analyze.probes import (COLUMNS, block_features, internal_view, probe_accuracy, probe_figure,
                                        probe_summary, probe_table, wilson_interval)
 from memlab.iar.config import IARTrainConfig, ImageDataConfig, RunConfig
+from memlab.iar.data import to_tensor
 from memlab.iar.fake import FakeIAR
 from memlab.iar.hooks import capture, n_hooks
 from memlab.iar.train import build_model, build_tokenizer
@@ -284,3 +285,32 @@ def test_internal_view_of_a_tiny_trained_run(tmp_path):
     assert best["constant", "train", "position"]["above_control"], best["constant", "train", "position"]
     assert best["own", "train", "shape"]["accuracy"] >= best["constant", "train", "shape"]["accuracy"] + 0.3
     assert set(t.split) == {"train", "novel", "train->heldout", "train->novel"}
+
+
+def test_transfer_by_combination_splits_the_transfer_probe_and_counts_the_trained_contexts():
+    from memlab.iar.analyze.probe_combos import COLUMNS as COMBO_COLUMNS
+    from memlab.iar.analyze.probe_combos import transfer_by_combination
+    from synthetic.images import load_image_set
+
+    held = ("square:red", "square:yellow", "square:green", "circle:blue")  # squares: trained in blue only
+    s = load_image_set("factors", size=16, n_train=48, n_heldout=24, seed=0, heldout_combos=held)
+    model = FakeIAR(arch="raster", side=4, vocab=8, n_classes=len(s.class_names), n_blocks=1, seed=0)
+    by = transfer_by_combination(model, s, labels="constant")
+    assert list(by.columns) == COMBO_COLUMNS and set(by.combo) == set(held)
+    ctx = by.drop_duplicates("combo").set_index("combo")
+    assert (ctx.loc[["square:red", "square:yellow", "square:green"], "shape_colours_trained"] == 1).all()
+    assert ctx.loc["circle:blue", "shape_colours_trained"] == 3
+    assert ctx.loc["square:red", "colour_shapes_trained"] == 4 and ctx.loc["circle:blue", "colour_shapes_trained"] == 4
+    assert (by.lo <= by.accuracy).all() and (by.accuracy <= by.hi).all()
+    # the same probe as the table's train->novel row: its correct predictions, summed over combinations
+    t = probe_table(block_features(model, to_tensor(s.train_NxHxWx3), np.zeros(48, dtype=np.int64)),
+                    s.factors.train_NxF, s.factors.names,
+                    transfer={"novel": (block_features(model, to_tensor(s.factors.novel_NxHxWx3),
+                                                       np.zeros(len(s.factors.novel_ids), dtype=np.int64)),
+                                        s.factors.novel_NxF)}, folds=2)
+    real = t[(t.split == "train->novel") & (t.probe == "real")].set_index("factor")
+    for factor, g in by.groupby("factor"):
+        assert g.n.sum() == len(s.factors.novel_ids) == real.loc[factor, "n"]
+        assert np.isclose((g.accuracy * g.n).sum() / g.n.sum(), real.loc[factor, "accuracy"])
+    with pytest.raises(UsageError, match="label pass must be one of own, constant"):
+        transfer_by_combination(model, s, labels="null")

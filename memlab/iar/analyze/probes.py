@@ -145,8 +145,9 @@ def _probe(seed: int, C: float):
     return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=MAX_ITER, random_state=seed))
 
 
-def _fit(X, y, seed: int, C: float):
-    """(fitted probe, converged) with sklearn's ConvergenceWarning turned into the returned flag."""
+def fit_probe(X, y, seed: int = 0, C: float = 1.0):
+    """(fitted probe, converged): standardize, then logistic regression, fit on (X, y); sklearn's
+    ConvergenceWarning becomes the flag."""
     from sklearn.exceptions import ConvergenceWarning
 
     with warnings.catch_warnings():
@@ -185,7 +186,7 @@ def out_of_fold(features_NxU, y_N, *, folds: int = 5, seed: int = 0, shuffled: b
         if len(np.unique(y[tr])) < 2:  # only when one value holds almost every image: guess it
             pred[te], ok = y[tr][0], True
         else:
-            probe, ok = _fit(X[tr], y[tr], seed, C)
+            probe, ok = fit_probe(X[tr], y[tr], seed, C)
             pred[te] = probe.predict(X[te])
         fold[te], converged = k, converged and ok
     return pred, fold, y, converged
@@ -213,7 +214,7 @@ def transfer_accuracy(train_NxU, train_y_N, test_MxU, test_y_M, *, seed: int = 0
     if Xt.ndim != 2 or Xt.shape[1] != X.shape[1] or len(Xt) != len(yt) or len(yt) == 0:
         raise UsageError(f"transfer needs test features M x {X.shape[1]} and M >= 1 values, got {Xt.shape} and "
                          f"{yt.shape}")
-    probe, ok = _fit(X, scored_values(y, seed, shuffled), seed, C)
+    probe, ok = fit_probe(X, scored_values(y, seed, shuffled), seed, C)
     return int((probe.predict(Xt) == yt).sum()), len(yt), chance_rate(yt), ok
 
 
@@ -277,10 +278,26 @@ def probe_table(features_by_block: Mapping[str, np.ndarray], factors_NxF, factor
     return table
 
 
-def _distinct_rows(ids: Sequence[str]) -> np.ndarray:
+def pass_labels(own_N, mode: str, constant_label: int = 0) -> np.ndarray:
+    """The class inputs of a label pass: the images' own labels ('own') or `constant_label` for all ('constant')."""
+    if mode not in LABEL_PASSES:
+        raise UsageError(f"unknown label pass {mode!r}; allowed: {', '.join(LABEL_PASSES)}")
+    own_N = np.asarray(own_N, dtype=np.int64)
+    return own_N if mode == "own" else np.full(len(own_N), constant_label, dtype=np.int64)
+
+
+def distinct_rows(ids: Sequence[str]) -> np.ndarray:
     """Indices of the training rows that are not planted copies: a copy in another fold would let a probe
     recognise the image instead of reading its factor."""
     return np.array([i for i, name in enumerate(ids) if "#copy" not in name], dtype=np.int64)
+
+
+def probe_rows(train_ids: Sequence[str], max_images: int | None = None, seed: int = 0) -> np.ndarray:
+    """The training rows the probes use: distinct images, at most `max_images` of them (a seeded draw), sorted."""
+    rows = distinct_rows(train_ids)
+    if max_images is not None and len(rows) > max_images:
+        rows = np.sort(np.random.default_rng([seed, 1804]).choice(rows, max_images, replace=False))
+    return rows
 
 
 def internal_view(model: IARModel, image_set, *, batch_size: int = 64, folds: int = 5, seed: int = 0,
@@ -311,9 +328,7 @@ def internal_view(model: IARModel, image_set, *, batch_size: int = 64, folds: in
         raise UsageError(f"unknown probe site {bad[0] if bad else 'none'!r}; allowed: {', '.join(SITES)}")
     if max_images is not None:
         check_int("max_images", max_images, 2 * folds)
-    rows = _distinct_rows(image_set.train_ids)
-    if max_images is not None and len(rows) > max_images:
-        rows = np.sort(np.random.default_rng([seed, 1804]).choice(rows, max_images, replace=False))
+    rows = probe_rows(image_set.train_ids, max_images, seed)
     images, own = to_tensor(image_set.train_NxHxWx3[rows]), np.asarray(image_set.train_labels)[rows]
     facts, arbitrary = np.asarray(info.train_NxF)[rows], np.asarray(info.train_arbitrary)[rows]
     unseen = {name: (to_tensor(imgs), np.asarray(labels), np.asarray(F)) for name, imgs, labels, F in (
@@ -322,8 +337,7 @@ def internal_view(model: IARModel, image_set, *, batch_size: int = 64, folds: in
     names, tables = tuple(info.names), []
     for site, mode in itertools.product(dict.fromkeys(sites), dict.fromkeys(label_passes)):
         def features(imgs, own_N):
-            labels = own_N if mode == "own" else np.full(len(own_N), constant_label, dtype=np.int64)
-            return block_features(model, imgs, labels, batch_size, site=site)
+            return block_features(model, imgs, pass_labels(own_N, mode, constant_label), batch_size, site=site)
         feats = features(images, own)
         transfer = {name: (features(imgs, labels), F) for name, (imgs, labels, F) in unseen.items()}
         common = dict(folds=folds, seed=seed, C=C, labels=mode, site=site)
