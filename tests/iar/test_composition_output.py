@@ -121,6 +121,21 @@ def test_classifiers_retrain_on_another_config_and_name_damage(stored, tmp_path,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # nothing written for a shapes run
 
 
+def test_classifiers_learn_the_tokenizers_reconstructions_too(tmp_path, image_set):
+    tiny = ClassifierConfig(steps=5, width=4, n_fresh=64)  # accuracy is not the point here
+    plain = ensure_factor_classifiers(tmp_path, DATA, tiny, image_set)
+    a = ensure_factor_classifiers(tmp_path, DATA, tiny, image_set, reconstruct_with=Upsampled(side=4, vocab=8))
+    assert a.info["status"].startswith("retrained") and a.info["fingerprint"] != plain.info["fingerprint"]
+    assert a.info["trained_on"]["reconstructed"] and a.info["accuracy"]["fit"]["n"] == 2 * tiny.n_fresh
+    assert {"fresh_test_reconstructed", "run_heldout_reconstructed", "run_novel_reconstructed"} <= set(
+        a.info["accuracy"])
+    same = ensure_factor_classifiers(tmp_path, DATA, tiny, image_set, reconstruct_with=Upsampled(side=4, vocab=8,
+                                                                                                 seed=9))
+    assert same.info["status"] == "loaded"  # same tokenizer (the network differs): reused
+    other = ensure_factor_classifiers(tmp_path, DATA, tiny, image_set, reconstruct_with=Upsampled(side=4, vocab=4))
+    assert other.info["status"].startswith("retrained")
+
+
 def test_rates_table_one_row_per_combination_deterministic(stored, image_set):
     model = Upsampled(side=4, vocab=8, n_classes=N_COMBOS + 4, seed=3).eval()
     clfs = stored[1]
