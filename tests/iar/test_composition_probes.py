@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from memlab.errors import UsageError
-from memlab.iar.analyze.probes import (COLUMNS, block_features, internal_view, probe_accuracy, probe_figure,
-                                       probe_summary, probe_table, wilson_interval)
+from memlab.iar.analyze.probe_report import probe_figure, probe_summary
+from memlab.iar.analyze.probes import (COLUMNS, block_features, internal_view, probe_accuracy, probe_table,
+                                       reference_features, wilson_interval)
 from memlab.iar.config import IARTrainConfig, ImageDataConfig, RunConfig
 from memlab.iar.data import to_tensor
 from memlab.iar.fake import FakeIAR
@@ -214,8 +215,11 @@ def test_internal_view_of_a_factors_set_has_every_split_and_label_pass(tmp_path)
                        duplicates=3, n_duplicated=4)
     assert len(s.train_ids) == 48 + 8  # planted copies, which the probes must drop
     model = FakeIAR(arch="raster", side=4, vocab=8, n_classes=len(s.class_names), n_blocks=1, seed=0)  # one block: fast
-    t = internal_view(model, s, folds=2, seed=0)
-    assert set(t["labels"]) == {"own", "constant"} and set(t.site) == {"units"}
+    t = internal_view(model, s, folds=2, seed=0, reference_side=4)
+    assert set(t["labels"]) == {"own", "constant", "none"} and set(t.site) == {"units", "reference"}
+    refs = t[t.site == "reference"]
+    assert set(refs["labels"]) == {"none"} and set(zip(refs.block, refs.block_index)) == {
+        ("pixels", -2), ("reconstruction", -1)}
     assert set(t.split) == {"train", "arbitrary", "novel", "train->heldout", "train->novel"}
     assert (t[t.split == "train"].n == 48).all()
     assert (t[t.split == "arbitrary"].n == int(round(0.3 * 48))).all()
@@ -223,16 +227,13 @@ def test_internal_view_of_a_factors_set_has_every_split_and_label_pass(tmp_path)
     assert (t[t.split == "train->heldout"].n == len(s.heldout_ids)).all()
     assert len(t[(t.split == "train") & (t["labels"] == "own")]) == 1 * 4 * 2  # blocks x factors x probes
     summary = probe_summary(t)
-    assert len(summary) == len(t.groupby(["labels", "split", "factor"]))
-    assert all(r["accuracy"] >= r["lo"] and r["block"] in model.units() for r in summary)
-    fig = probe_figure(t)
-    assert len(fig.axes) == 2 * 4
-    fig.savefig(tmp_path / "probes.png")
-    assert (tmp_path / "probes.png").stat().st_size > 0
-    capped = internal_view(model, s, folds=2, seed=0, max_images=40, label_passes=("constant",), sites=("mlp_in",))
+    assert len(summary) == len(t.groupby(["site", "labels", "split", "factor"]))
+    assert all(r["accuracy"] >= r["lo"] and r["block"] in [*model.units(), "pixels", "reconstruction"]
+               for r in summary)
+    capped = internal_view(model, s, folds=2, seed=0, max_images=40, label_passes=("constant",), sites=("mlp_in",),
+                           references=False)
     assert set(capped["labels"]) == {"constant"} and set(capped.site) == {"mlp_in"}
-    assert (capped[capped.split == "train"].n == 40).all() and len(capped) == len(t) / 2
-    assert len(probe_figure(pd.concat([t, capped])).axes) == 3 * 4  # a row per (site, label pass)
+    assert (capped[capped.split == "train"].n == 40).all() and len(capped) == len(t[t["labels"] == "own"])
 
 
 def test_bad_input_names_the_problem():
@@ -314,3 +315,35 @@ def test_transfer_by_combination_splits_the_transfer_probe_and_counts_the_traine
         assert np.isclose((g.accuracy * g.n).sum() / g.n.sum(), real.loc[factor, "accuracy"])
     with pytest.raises(UsageError, match="label pass must be one of own, constant"):
         transfer_by_combination(model, s, labels="null")
+
+
+def test_reference_features_are_the_pooled_pixels_and_what_the_tokens_show():
+    model = FakeIAR(arch="raster", side=4, vocab=8, n_classes=3, seed=0)
+    images, _ = _factor_images(5)
+    ref = reference_features(model, images, batch_size=2, side=8)
+    assert list(ref) == ["pixels", "reconstruction"] and ref["pixels"].shape == ref["reconstruction"].shape == (5, 192)
+    np.testing.assert_allclose(ref["pixels"], torch.nn.functional.avg_pool2d(images, 2).flatten(1).numpy(), atol=1e-6)
+    grey_4x4 = model.decode(model.tokenize(images))[:, 0]  # the fake's reconstruction: grey levels on its 4 x 4 grid
+    np.testing.assert_allclose(ref["reconstruction"][:, :64].reshape(5, 8, 8),
+                               grey_4x4.repeat_interleave(2, 1).repeat_interleave(2, 2).numpy(), atol=1e-6)
+
+
+def test_probe_figure_has_a_row_per_site_and_label_pass_and_the_references_left(tmp_path):
+    rng = np.random.default_rng(0)
+    F = np.column_stack([np.arange(40) % 2, np.arange(40) % 4])
+    names = ("size", "position")
+
+    def table(blocks, **kw):
+        return probe_table({b: rng.normal(size=(40, 3)) for b in blocks}, F, names, folds=2, **kw)
+    refs = table(["pixels", "reconstruction"], labels="none", site="reference")
+    refs["block_index"] -= 2
+    t = pd.concat([refs, table(["block.0.mlp", "block.1.mlp"], labels="own", site="units"),
+                   table(["block.0.mlp", "block.1.mlp"], labels="constant", site="units"),
+                   table(["block.0.mlp", "block.1.mlp"], labels="constant", site="mlp_in")])
+    fig = probe_figure(t)
+    assert len(fig.axes) == 3 * 2  # (units, own), (units, constant), (mlp_in, constant) x 2 factors
+    ax = fig.axes[0]
+    assert [x.get_text() for x in ax.get_xticklabels()] == ["pixels", "recon", "0", "1"]
+    assert ax.get_title() == "size (units, labels own)"
+    fig.savefig(tmp_path / "probes.png")
+    assert (tmp_path / "probes.png").stat().st_size > 0

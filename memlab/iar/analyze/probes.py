@@ -42,12 +42,14 @@ import pandas as pd
 import torch
 
 from memlab.errors import UsageError, check_int
-from memlab.iar.batching import tokenize_all
+from memlab.iar.batching import decode_all, tokenize_all
 from memlab.iar.hooks import capture
-from memlab.iar.interface import IARModel
+from memlab.iar.interface import IARModel, pooled_pixels
 
 LABEL_PASSES = ("own", "constant")
 SITES = ("units", "mlp_in")  # block_features: MLP hidden units, or the MLP's input
+REFERENCE = "reference"  # the site of reference_features' rows (label pass "none")
+REFERENCE_BLOCKS = ("pixels", "reconstruction")  # their blocks, block_index -2 and -1 in internal_view
 PROBES = ("real", "control")
 COLUMNS = ["site", "labels", "split", "block", "block_index", "factor", "probe", "accuracy", "lo", "hi", "chance", "n",
            "n_classes", "folds", "converged"]
@@ -120,6 +122,19 @@ def block_features(model: IARModel, images_Nx3xHxW: torch.Tensor, labels_N, batc
         out[name] = np.concatenate(parts[name]) if parts[name] else np.zeros((0, u))
         assert out[name].shape == (len(images), u), f"{name}: {out[name].shape} != ({len(images)}, {u})"
     return out
+
+
+@torch.no_grad()
+def reference_features(model: IARModel, images_Nx3xHxW: torch.Tensor, batch_size: int = 64,
+                       side: int = 16) -> dict[str, np.ndarray]:
+    """What the input shows, as references for the blocks (no label involved): 'pixels', the images average-
+    pooled to side x side (N x 3 side^2, pixels in [0, 1]), and 'reconstruction', the same of
+    decode(tokenize(images)): what survives the tokenizer, so what a teacher-forced pass can know at most."""
+    check_int("batch_size", batch_size, 1)
+    images = torch.as_tensor(images_Nx3xHxW, dtype=torch.float32)
+    recon = decode_all(model, tokenize_all(model, images.to(model.device), batch_size), batch_size).cpu()
+    return dict(zip(REFERENCE_BLOCKS, (pooled_pixels(images, side).double().numpy(),
+                                       pooled_pixels(recon, side).double().numpy())))
 
 
 def _check_probe_input(features_NxU, y_N, folds: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -302,7 +317,8 @@ def probe_rows(train_ids: Sequence[str], max_images: int | None = None, seed: in
 
 def internal_view(model: IARModel, image_set, *, batch_size: int = 64, folds: int = 5, seed: int = 0,
                   constant_label: int = 0, max_images: int | None = None, C: float = 1.0,
-                  label_passes: Sequence[str] = LABEL_PASSES, sites: Sequence[str] = ("units",)) -> pd.DataFrame:
+                  label_passes: Sequence[str] = LABEL_PASSES, sites: Sequence[str] = ("units",),
+                  references: bool = True, reference_side: int = 16) -> pd.DataFrame:
     """The probe table of one model on a `factors` ImageSet (synthetic.images.ImageSet with `.factors`), for
     each of `label_passes` (`labels` own | constant, module docstring) and `sites` (block_features). Splits:
     'train' (distinct training images, planted copies dropped; at most `max_images`, a seeded draw), 'arbitrary'
@@ -311,7 +327,9 @@ def internal_view(model: IARModel, image_set, *, batch_size: int = 64, folds: in
     cross-validated with `folds` folds; and the transfer probes fit on 'train' and scored on the held-out
     images of trained combinations ('train->heldout': new images, known combinations, the baseline) and on
     the novel ones ('train->novel': new combinations). Real and control probes, every block and factor. Read
-    shape and colour from the constant-label rows, and 'train->novel' beside 'train->heldout'."""
+    shape and colour from the constant-label rows, and 'train->novel' beside 'train->heldout'. `references`:
+    the same probes of reference_features at `reference_side` (site 'reference', labels 'none', block_index -2
+    and -1)."""
     from memlab.iar.data import to_tensor
 
     info = getattr(image_set, "factors", None)
@@ -328,6 +346,7 @@ def internal_view(model: IARModel, image_set, *, batch_size: int = 64, folds: in
         raise UsageError(f"unknown probe site {bad[0] if bad else 'none'!r}; allowed: {', '.join(SITES)}")
     if max_images is not None:
         check_int("max_images", max_images, 2 * folds)
+    check_int("reference_side", reference_side, 1)
     rows = probe_rows(image_set.train_ids, max_images, seed)
     images, own = to_tensor(image_set.train_NxHxWx3[rows]), np.asarray(image_set.train_labels)[rows]
     facts, arbitrary = np.asarray(info.train_NxF)[rows], np.asarray(info.train_arbitrary)[rows]
@@ -335,8 +354,11 @@ def internal_view(model: IARModel, image_set, *, batch_size: int = 64, folds: in
         ("heldout", image_set.heldout_NxHxWx3, image_set.heldout_labels, info.heldout_NxF),
         ("novel", info.novel_NxHxWx3, info.novel_labels, info.novel_NxF)) if len(F)}
     names, tables = tuple(info.names), []
-    for site, mode in itertools.product(dict.fromkeys(sites), dict.fromkeys(label_passes)):
+    passes = list(itertools.product(dict.fromkeys(sites), dict.fromkeys(label_passes)))
+    for site, mode in passes + ([(REFERENCE, "none")] if references else []):
         def features(imgs, own_N):
+            if site == REFERENCE:
+                return reference_features(model, imgs, batch_size, reference_side)
             return block_features(model, imgs, pass_labels(own_N, mode, constant_label), batch_size, site=site)
         feats = features(images, own)
         transfer = {name: (features(imgs, labels), F) for name, (imgs, labels, F) in unseen.items()}
@@ -347,63 +369,6 @@ def internal_view(model: IARModel, image_set, *, batch_size: int = 64, folds: in
                                       split="arbitrary", **common))
         if "novel" in transfer and len(transfer["novel"][1]) >= 2 * folds:
             tables.append(probe_table(*transfer["novel"], names, split="novel", **common))
-    return pd.concat(tables, ignore_index=True)
-
-
-def probe_summary(table: pd.DataFrame) -> list[dict]:
-    """Per (site, labels, split, factor): the block where the real probe is most accurate, its accuracy and interval,
-    the control's at that block, chance, and whether the real interval lies above the control's. The best of
-    several blocks is a selection; the table has every block."""
-    out = []
-    for (site, labels, split, factor), g in table.groupby(["site", "labels", "split", "factor"], sort=False):
-        real, control = g[g.probe == "real"], g[g.probe == "control"].set_index("block")
-        best = real.loc[real.accuracy.idxmax()]
-        ctl = control.loc[best.block]
-        out.append({"site": site, "labels": labels, "split": split, "factor": factor, "block": best.block,
-                    "accuracy": float(best.accuracy), "lo": float(best.lo), "hi": float(best.hi),
-                    "control": float(ctl.accuracy), "control_hi": float(ctl.hi), "chance": float(best.chance),
-                    "n": int(best.n), "above_control": bool(best.lo > ctl.hi)})
-    return out
-
-
-def _block_tick(name: str) -> str:
-    parts = name.split(".")
-    return parts[1] if len(parts) == 3 and parts[0] == "block" else name
-
-
-def probe_figure(table: pd.DataFrame, title: str = ""):
-    """Accuracy per block (x) for each factor (columns) and each (site, label pass) (rows): real probes solid
-    with their 95% intervals, controls dashed with open markers, chance dotted, one colour per split. Returns
-    the Figure."""
-    from memlab.io import legend_outside, new_figure, shifted
-
-    order = {p: i for i, p in enumerate(SITES + LABEL_PASSES)}
-    panels = sorted(set(zip(table["site"], table["labels"])), key=lambda sl: (order.get(sl[0], 9), order.get(sl[1], 9)))
-    factors = list(dict.fromkeys(table["factor"]))
-    splits = list(dict.fromkeys(table["split"]))
-    colours = {s: f"C{i}" for i, s in enumerate(splits)}
-    fig, axes = new_figure((3.0 * len(factors) + 1.6, 2.6 * len(panels) + 0.6), len(panels), len(factors),
-                           squeeze=False, sharey=True)
-    blocks = table.drop_duplicates("block_index").sort_values("block_index")
-    for r, (site, mode) in enumerate(panels):
-        mine = table[(table["site"] == site) & (table["labels"] == mode)]
-        for c, factor in enumerate(factors):
-            ax = axes[r][c]
-            for i, split in enumerate(splits):
-                g = mine[(mine.factor == factor) & (mine.split == split)]
-                for probe, style, face in (("real", "o-", None), ("control", "s--", "none")):
-                    h = g[g.probe == probe].sort_values("block_index")
-                    if len(h):  # splits side by side (3 points apart), so their intervals do not hide each other
-                        ax.errorbar(h.block_index, h.accuracy, yerr=[h.accuracy - h.lo, h.hi - h.accuracy],
-                                    fmt=style, ms=4, mfc=face, capsize=2, color=colours[split],
-                                    transform=shifted(ax, 3.0 * (i - (len(splits) - 1) / 2), h.block_index,
-                                                      h.accuracy), label=f"{split} {probe}")
-                if len(g):
-                    ax.axhline(g.chance.iloc[0], ls=":", lw=1, color=colours[split])
-            ax.set(ylim=(0, 1.05), title=f"{factor} ({site}, labels {mode})", xlabel="block",
-                   xticks=list(blocks.block_index), xticklabels=[_block_tick(b) for b in blocks.block])
-            if c == 0:
-                ax.set_ylabel("probe accuracy")
-        legend_outside(axes[r][-1])
-    fig.suptitle(title or "linear probes per block (dotted: chance; bars: 95% Wilson intervals)")
-    return fig
+    table = pd.concat(tables, ignore_index=True)
+    table.loc[table.site == REFERENCE, "block_index"] -= len(REFERENCE_BLOCKS)
+    return table
