@@ -8,7 +8,8 @@ from memlab.errors import FieldError, check_choice, check_float, check_int
 from memlab.options import option
 
 # The analyses' names (memlab.iar.analyze.registry.REGISTRY holds them; kept here: no torch import).
-ANALYSES = ("entropy", "inference", "perturb", "frequency")
+ANALYSES = ("entropy", "inference", "perturb", "frequency", "composition")
+DEFAULT_ANALYSES = ANALYSES[:4]  # composition needs a run on --data factors, so it is asked for by name
 PERTURB_MODES = ("random", "nearest")
 
 
@@ -17,7 +18,8 @@ class AnalyzeConfig:
     """Which analyses, and the memorization score they share: the greedy continuation of every image from its
     first `prefix` units (tokens, or scales for next-scale models) against its true tokens after the prefix."""
 
-    what: tuple[str, ...] = option(ANALYSES, f"comma list of analyses: {', '.join(ANALYSES)}")
+    what: tuple[str, ...] = option(DEFAULT_ANALYSES, f"comma list of analyses: {', '.join(ANALYSES)} (composition: "
+                                                     "runs on --data factors only)")
     prefix: int | None = option(None, "prefix given: tokens (raster, masked) or scales (next-scale)",
                                 shown="L/4 tokens or half the scales")  # None -> model.default_prefix()
     memorized_at: float = option(0.9, "an image is memorized when its edit-distance score is at least this, in (0, 1]")
@@ -34,6 +36,16 @@ class AnalyzeConfig:
     reference: str = option("", "frequency: a run of the same images in which they have other copy counts (e.g. "
                                 "--graded-start moved); its images seen once split this run's by 'memorized at one "
                                 "copy'", metavar="RUN", shown="none")
+    samples_per_class: int = option(16, "composition: class-conditional samples per shape x colour combination and "
+                                        "per arbitrary class, at every checkpoint")
+    probe_folds: int = option(5, "composition: cross-validation folds of every linear probe")
+    classifier_steps: int = option(1000, "composition: optimisation steps of each per-factor classifier")
+    classifier_images: int = option(8192, "composition: freshly drawn images the per-factor classifiers learn from")
+    classifier_reconstructions: bool = option(True, "composition: the classifiers also learn from the run "
+                                                    "tokenizer's reconstructions of the fresh images (samples are "
+                                                    "decoded tokens; crisp-only classifiers misread blurred shapes)")
+    epochs: tuple[int, ...] = option((), "composition: the checkpoints (epochs) both views are measured at",
+                                     shown="every saved checkpoint and the final model")
     n_boot: int = option(1000, "bootstrap resamples of every interval")
     level: float = option(0.95, "confidence level of every interval")
     batch_size: int = option(64, "sequences per forward pass")
@@ -58,6 +70,12 @@ class AnalyzeConfig:
         for mode in self.modes:
             check_choice("modes entry", mode, PERTURB_MODES)
         check_int("n_draws", self.n_draws, 1)
+        check_int("samples_per_class", self.samples_per_class, 1)
+        check_int("probe_folds", self.probe_folds, 2)
+        check_int("classifier_steps", self.classifier_steps, 1)
+        check_int("classifier_images", self.classifier_images, 16)
+        for e in self.epochs:
+            check_int("epochs (each value)", e, 1)
         check_int("n_boot", self.n_boot, 10)
         check_float("level", self.level, 0.0, 1.0, lo_open=True, hi_open=True)
         check_int("batch_size", self.batch_size, 1)

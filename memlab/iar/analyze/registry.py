@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
-from memlab.iar.analyze import entropy, frequency, inference, perturb
+from memlab.iar.analyze import composition, entropy, frequency, inference, perturb
 from memlab.iar.analyze.config import ANALYSES, AnalyzeConfig
 from memlab.iar.analyze.context import Context, Result
 from memlab.iar.extract import attack_prefix
@@ -29,6 +29,7 @@ REGISTRY: dict[str, Callable[[Context], Result]] = {
     "inference": inference.analyze,
     "perturb": perturb.analyze,
     "frequency": frequency.analyze,
+    "composition": composition.analyze,
 }
 assert tuple(REGISTRY) == ANALYSES, "memlab.iar.analyze.config.ANALYSES names the registry (the CLI reads it)"
 
@@ -41,6 +42,8 @@ def prepare(model: IARModel, data: RunData, cfg: AnalyzeConfig, reference=None, 
         perturb.perturb_counts(model, prefix, cfg.ms)
     if reference is not None:
         attack_prefix(reference[0], prefix)
+    if "composition" in cfg.what:  # a factors run with the named checkpoints
+        composition.selected_epochs(composition.factor_run(run)[0], cfg.epochs)
     return Context(model, data, cfg, prefix, reference=reference, run=run)
 
 
