@@ -35,7 +35,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from memlab.errors import UsageError
-from memlab.iar.classifier import FRESH_SEED_OFFSET, ClassifierConfig, ImageClassifier, predict, train_classifier
+from memlab.iar.classifier import FRESH_SEED_OFFSET, ClassifierConfig, ImageClassifier, train_classifier
 from memlab.iar.classifier import fingerprint as data_fingerprint
 from memlab.iar.batching import decode_all, tokenize_all
 from memlab.iar.config import ImageDataConfig
@@ -64,10 +64,22 @@ class FactorClassifiers:
 
     def predict(self, images_Bx3xHxW: torch.Tensor, batch_size: int = 256) -> np.ndarray:
         """Predicted factor values, int64 B x F (columns in `models` order); pixels in [0, 1]."""
+        return self.read(images_Bx3xHxW, batch_size)[0]
+
+    def read(self, images_Bx3xHxW: torch.Tensor, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """(predicted values int64 B x F, their softmax probabilities B x F): how sure each reading is."""
         if images_Bx3xHxW.ndim != 4 or tuple(images_Bx3xHxW.shape[1:]) != (3, self.size, self.size):
             raise UsageError(f"the factor classifiers read 3 x {self.size} x {self.size} images, got "
                              f"{tuple(images_Bx3xHxW.shape[1:])} (does the model decode at the run's image size?)")
-        return np.stack([predict(m, images_Bx3xHxW, batch_size).numpy() for m in self.models.values()], 1)
+        preds, confs = [], []
+        with torch.no_grad():
+            for m in self.models.values():
+                m.eval()
+                p_BxK = torch.cat([m(images_Bx3xHxW[i:i + batch_size]).softmax(1)
+                                   for i in range(0, len(images_Bx3xHxW), batch_size)])
+                conf_B, pred_B = p_BxK.max(1)
+                preds.append(pred_B.numpy()), confs.append(conf_B.double().numpy())
+        return np.stack(preds, 1), np.stack(confs, 1)
 
 
 def accuracies(clfs: FactorClassifiers, images_Nx3xHxW: torch.Tensor, factors_NxF: np.ndarray) -> dict:

@@ -75,9 +75,9 @@ class Oracle:
     def __init__(self, bank):
         self.bank = bank
 
-    def predict(self, images_Bx3xHxW):
+    def read(self, images_Bx3xHxW):
         d = torch.cdist(images_Bx3xHxW.flatten(1), self.bank.images.flatten(1))
-        return self.bank.f_NxF[d.argmin(1).numpy()]
+        return self.bank.f_NxF[d.argmin(1).numpy()], np.ones((len(images_Bx3xHxW), 4))
 
 
 def test_classifiers_are_accurate_on_real_images_stored_and_reused(stored, image_set):
@@ -162,6 +162,7 @@ def test_constructed_models_give_the_known_rates(image_set):
     exact = fo.output_rates(bank, image_set, Oracle(bank), samples_per_class=8, seed=0)
     assert np.allclose(exact[["shape_rate", "colour_rate", "both_rate"]], 1.0)
     assert np.allclose(exact[["neighbour_rate", "shape_only_rate", "colour_only_rate"]], 0.0)
+    assert (exact["legible_rate"] == 1.0).all()
     fixed = fo.output_rates(Bank(fixed=combo_label(0, 0)), image_set, Oracle(bank), samples_per_class=8, seed=0)
     # every sample is a red circle: colour right for the 5 red combinations of 20, shape for the 4 circles
     assert fixed["colour_rate"].mean() == pytest.approx(1 / len(COLOURS))
@@ -185,6 +186,9 @@ def test_trained_classifiers_read_the_bank(stored, image_set):
     assert real["colour_rate"].mean() >= 0.95
     fixed = fo.output_rates(Bank(fixed=combo_label(0, 0)), image_set, stored[1], samples_per_class=8, seed=0)
     assert abs(fixed["colour_rate"].mean() - 0.25) < 0.05
+    pred, conf = stored[1].read(bank.images)
+    assert np.array_equal(pred, stored[1].predict(bank.images)) and ((conf > 0) & (conf <= 1)).all()
+    assert real["legible_rate"].between(0, 1).all()
     ceiling = fo.real_rates(image_set, stored[1])
     assert set(ceiling.loc[ceiling["heldout"], "combo"]) == set(HELD) and (ceiling["source"] == "real").all()
     assert ceiling["colour_rate"].min() >= 0.9
@@ -233,8 +237,10 @@ def test_extraction_split_finds_the_memorized_arbitrary_images(image_set):
         image_set.train_labels[image_set.factors.train_arbitrary])
     assert set(copies["label"]) >= set(range(N_COMBOS)) - {combo_label(*c) for c in image_set.factors.heldout_combos}
     assert (by.loc[by["kind"] == "arbitrary", "copy_rate"] == 1.0).all()  # each copies one of its label's images
+    assert (by.loc[by["kind"] == "arbitrary", "nn_rate"] == 1.0).all()
     assert by.loc[by["kind"] == "factor", "copy_rate"].max() == 0.0  # they copy arbitrary-labelled images
-    agg = fo.pooled_rates(copies, "kind", ["copy"], contrast=("arbitrary", "factor"), n_boot=200)
+    agg = fo.pooled_rates(copies, "kind", ["copy", "nn"], contrast=("arbitrary", "factor"), n_boot=200)
+    assert agg.set_index(["group", "measure"]).loc[("arbitrary - factor", "copy"), "rate"] == 1.0
     fig = fo.output_figure(fo.aggregate_rates(fo.output_rates(Bank(), image_set, Oracle(Bank()),
                                                               samples_per_class=2, seed=0), n_boot=50),
                            rates, agg, title="test")

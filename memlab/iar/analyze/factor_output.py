@@ -30,7 +30,8 @@ from memlab.iar.extract import ExtractConfig, extract, nearest_neighbour_ratio, 
 from memlab.iar.interface import IARModel
 
 SEED_STRIDE = 100_000
-MEASURES = ("shape", "colour", "both", "neighbour", "shape_only", "colour_only")
+MEASURES = ("shape", "colour", "both", "neighbour", "shape_only", "colour_only", "legible")
+LEGIBLE = 0.9  # softmax probability of both the shape and the colour reading that makes a sample legible
 GROUPS = ("trained", "held-out")
 
 
@@ -73,12 +74,14 @@ def _pick(samples: Samples | None, model, labels, samples_per_class, seed, batch
     return Samples(samples.labels_S[keep], samples.seeds_S[keep], samples.images_Sx3xHxW[torch.from_numpy(keep)])
 
 
-def rates_table(requested_S: np.ndarray, pred_SxF: np.ndarray, heldout_combos) -> pd.DataFrame:
+def rates_table(requested_S: np.ndarray, pred_SxF: np.ndarray, heldout_combos,
+                conf_SxF: np.ndarray | None = None) -> pd.DataFrame:
     """One row per combination label present in `requested_S` (0..19): its factors, held-out flag, n and the
     share of rows whose predicted factors (pred_SxF, FACTOR_NAMES columns) show each MEASURE:
     shape / colour / both as requested; neighbour: a trained combination other than the requested one;
     shape_only: right shape, wrong colour (wrong_colour: the commonest such colour, wrong_colour_share its share
-    of them); colour_only likewise (wrong_shape)."""
+    of them); colour_only likewise (wrong_shape); legible: shape and colour both read with probability >= LEGIBLE
+    (conf_SxF; NaN without it). A garbled sample still gets a reading: `legible` says how many were clear."""
     from synthetic.factors import COLOURS, SHAPES, combo_text
 
     held = {tuple(map(int, c)) for c in heldout_combos}
@@ -87,12 +90,15 @@ def rates_table(requested_S: np.ndarray, pred_SxF: np.ndarray, heldout_combos) -
     for label in np.unique(requested_S):
         s, c = divmod(int(label), len(COLOURS))
         p = pred_SxF[requested_S == label]
+        legible = float("nan") if conf_SxF is None else (np.asarray(conf_SxF)[requested_S == label, :2]
+                                                         >= LEGIBLE).all(1).mean()
         ok_s, ok_c = p[:, 0] == s, p[:, 1] == c
         trained_pred = np.array([(int(a), int(b)) not in held for a, b in p[:, :2]])
         row = {"label": int(label), "combo": combo_text((s, c)), "shape": SHAPES[s], "colour": COLOURS[c],
                "heldout": (s, c) in held, "n": len(p), "shape_rate": ok_s.mean(), "colour_rate": ok_c.mean(),
                "both_rate": (ok_s & ok_c).mean(), "neighbour_rate": (trained_pred & ~(ok_s & ok_c)).mean(),
-               "shape_only_rate": (ok_s & ~ok_c).mean(), "colour_only_rate": (ok_c & ~ok_s).mean()}
+               "shape_only_rate": (ok_s & ~ok_c).mean(), "colour_only_rate": (ok_c & ~ok_s).mean(),
+               "legible_rate": legible}
         for name, wrong, col, values in (("wrong_colour", ok_s & ~ok_c, 1, COLOURS),
                                          ("wrong_shape", ok_c & ~ok_s, 0, SHAPES)):
             counts = np.bincount(p[wrong, col], minlength=len(values))
@@ -110,7 +116,12 @@ def output_rates(model: IARModel, image_set, classifiers, *, samples_per_class: 
 
     info = _factor_info(image_set)
     s = _pick(samples, model, np.arange(N_COMBOS), samples_per_class, seed, batch_size)
-    return rates_table(s.labels_S, classifiers.predict(s.images_Sx3xHxW), info.heldout_combos)
+    return rates_table(s.labels_S, *_read(classifiers, s.images_Sx3xHxW, info.heldout_combos))
+
+
+def _read(classifiers, images_Sx3xHxW, heldout_combos):
+    pred_SxF, conf_SxF = classifiers.read(images_Sx3xHxW)
+    return pred_SxF, heldout_combos, conf_SxF
 
 
 def real_rates(image_set, classifiers, *, model: IARModel | None = None, batch_size: int = 64) -> pd.DataFrame:
@@ -124,7 +135,7 @@ def real_rates(image_set, classifiers, *, model: IARModel | None = None, batch_s
     f_NxF = np.concatenate([info.heldout_NxF, info.novel_NxF])
     if model is not None:
         x = decode_all(model, tokenize_all(model, x, batch_size), batch_size)
-    table = rates_table(combo_label(f_NxF[:, 0], f_NxF[:, 1]), classifiers.predict(x), info.heldout_combos)
+    table = rates_table(combo_label(f_NxF[:, 0], f_NxF[:, 1]), *_read(classifiers, x, info.heldout_combos))
     return table.assign(source="real" if model is None else "reconstructed")
 
 
@@ -170,7 +181,8 @@ def pooled_rates(table: pd.DataFrame, group: str, measures, *, contrast=None, n_
 def aggregate_rates(rates: pd.DataFrame, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
     """`pooled_rates` of an output_rates (or real_rates) table, trained against held-out combinations."""
     t = rates.assign(group=np.where(rates["heldout"], GROUPS[1], GROUPS[0]))
-    return pooled_rates(t, "group", MEASURES, contrast=(GROUPS[1], GROUPS[0]), n_boot=n_boot, level=level, seed=seed)
+    measures = [m for m in MEASURES if t[f"{m}_rate"].notna().all()]
+    return pooled_rates(t, "group", measures, contrast=(GROUPS[1], GROUPS[0]), n_boot=n_boot, level=level, seed=seed)
 
 
 @dataclass
@@ -229,7 +241,9 @@ def generation_copies(model: IARModel, image_set, *, threshold: float, nn_ratio:
     images): the share `copy_rate` of its samples that are near copies of one of that label's training
     images: the nearest such reconstruction has pixel similarity (1 - RMSE) above `threshold` (take
     ExtractionSplit.threshold) and the extraction's nearest-neighbour rule holds (d(it) < nn_ratio x d(nearest
-    other training image)). Rates: `pooled_rates(table, "kind", ["copy"])`."""
+    other training image)); `nn_rate`: the share passing the nearest-neighbour rule alone (the project's
+    memorization rule for samples; the threshold, calibrated on prefix continuations, is the stricter bar).
+    Rates: `pooled_rates(table, "kind", ["copy", "nn"])`."""
     data, _ = _folded(image_set)
     labels_N = data.train_labels.numpy()
     present = np.unique(labels_N)
@@ -243,23 +257,27 @@ def generation_copies(model: IARModel, image_set, *, threshold: float, nn_ratio:
     nearest_S = d_SxN.masked_fill(~same_SxN, float("inf")).argmin(1).numpy()
     sim_S = pixel_similarity(s.images_Sx3xHxW, recon[torch.from_numpy(nearest_S)])
     nn_S = nearest_neighbour_ratio(s.images_Sx3xHxW, recon, nearest_S, np.asarray(data.train_ids))
-    copy_S = (sim_S > threshold) & (nn_S < nn_ratio)
+    close_S = nn_S < nn_ratio
+    copy_S = (sim_S > threshold) & close_S
     from synthetic.factors import N_COMBOS
 
     names = image_set.class_names
     rows = [{"label": int(c), "name": names[c] if c < len(names) else str(c),
              "kind": "arbitrary" if c >= N_COMBOS else "factor", "n_train_images": int((labels_N == c).sum()),
              "n": int((s.labels_S == c).sum()), "copy_rate": float(copy_S[s.labels_S == c].mean()),
-             "sim_mean": float(sim_S[s.labels_S == c].mean())} for c in present]
+             "nn_rate": float(close_S[s.labels_S == c].mean()), "sim_mean": float(sim_S[s.labels_S == c].mean())}
+            for c in present]
     return pd.DataFrame(rows)
 
 
 def output_figure(rates_agg: pd.DataFrame, extraction_agg: pd.DataFrame | None = None,
-                  copies_agg: pd.DataFrame | None = None, ceiling_agg: pd.DataFrame | None = None, title: str = ""):
+                  copies_agg: pd.DataFrame | None = None, ceiling_agg: pd.DataFrame | None = None, title: str = "",
+                  ceiling_label: str = "real images, reconstructed"):
     """Figure: (left) trained against held-out combinations, share of samples showing the requested shape,
     colour, both (aggregate_rates tables; `ceiling_agg`: the same of real or reconstructed images, as ticks);
     (right) arbitrary against factor labels: prefix extraction and generation near copies (pooled_rates of
-    ExtractionSplit.table and of generation_copies, grouped by "kind"). Returns the matplotlib Figure."""
+    ExtractionSplit.table and of generation_copies, grouped by "kind"; the first measure of each is drawn).
+    Returns the matplotlib Figure."""
     from memlab.io import new_figure
 
     right = [(name, t) for name, t in (("prefix extraction", extraction_agg), ("generation near copy", copies_agg))
@@ -280,7 +298,7 @@ def output_figure(rates_agg: pd.DataFrame, extraction_agg: pd.DataFrame | None =
         if ceiling_agg is not None:
             c = ceiling_agg[ceiling_agg["group"] == g].set_index("measure").reindex(measures)
             ax.scatter(x + (i - 0.5) * 0.38, c["rate"], marker="_", s=300, color="k", zorder=3,
-                       label="real images" if i == 0 else None)
+                       label=ceiling_label if i == 0 else None)
     ax.set_xticks(x, [f"requested {m}" for m in measures], fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("share of samples")
@@ -290,14 +308,14 @@ def output_figure(rates_agg: pd.DataFrame, extraction_agg: pd.DataFrame | None =
         ax = axes[0, 1]
         for j, (name, t) in enumerate(right):
             for i, (k, colour) in enumerate(zip(("factor", "arbitrary"), ("tab:green", "tab:red"))):
-                rows = t[t["group"] == k]
+                rows = t[(t["group"] == k) & (t["measure"] == t["measure"].iloc[0])]
                 if len(rows):
                     bars(ax, np.array([j + (i - 0.5) * 0.38]), rows.iloc[:1], 0.38,
                          f"{k} labels" if j == 0 else None, colour)
         ax.set_xticks(np.arange(len(right)), [n for n, _ in right], fontsize=8)
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("share extracted / copied")
-        ax.set_title("arbitrary labels", fontsize=9)
+        ax.set_title("by label kind", fontsize=9)
         ax.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
