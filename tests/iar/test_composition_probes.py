@@ -11,7 +11,7 @@ import torch
 from memlab.errors import UsageError
 from memlab.iar.analyze.probe_report import probe_figure, probe_summary
 from memlab.iar.analyze.probes import (COLUMNS, block_features, internal_view, probe_accuracy, probe_table,
-                                       reference_features, wilson_interval)
+                                       quadrant_groups, reference_features, wilson_interval)
 from memlab.iar.config import IARTrainConfig, ImageDataConfig, RunConfig
 from memlab.iar.data import to_tensor
 from memlab.iar.fake import FakeIAR
@@ -218,6 +218,7 @@ def test_internal_view_of_a_factors_set_has_every_split_and_label_pass(tmp_path)
     t = internal_view(model, s, folds=2, seed=0, reference_side=4)
     assert set(t["labels"]) == {"own", "constant", "none"} and set(t.site) == {"units", "reference"}
     refs = t[t.site == "reference"]
+    assert set(refs.pool) == {""} and set(t[t.site == "units"].pool) == {"mean"}
     assert set(refs["labels"]) == {"none"} and set(zip(refs.block, refs.block_index)) == {
         ("pixels", -2), ("reconstruction", -1)}
     assert set(t.split) == {"train", "arbitrary", "novel", "train->heldout", "train->novel"}
@@ -347,3 +348,45 @@ def test_probe_figure_has_a_row_per_site_and_label_pass_and_the_references_left(
     assert ax.get_title() == "size (units, labels own)"
     fig.savefig(tmp_path / "probes.png")
     assert (tmp_path / "probes.png").stat().st_size > 0
+
+
+def test_quadrant_groups_split_each_token_map_row_major():
+    raster = quadrant_groups(FakeIAR(arch="raster", side=4, vocab=8, n_classes=2))
+    assert len(raster) == 4 and torch.stack(raster).sum(0).eq(1).all()  # a partition of the 16 positions
+    assert torch.nonzero(raster[0]).flatten().tolist() == [0, 1, 4, 5]  # top-left of the 4 x 4 map
+    assert torch.nonzero(raster[3]).flatten().tolist() == [10, 11, 14, 15]
+    nested = quadrant_groups(FakeIAR(arch="next-scale", side=4, vocab=8, n_classes=2))  # maps 1, 2, 4
+    assert len(nested) == 1 + 4 + 4 and torch.stack(nested).sum(0).eq(1).all()
+
+
+def test_mean_pooling_hides_where_a_unit_fires_and_quadrant_pooling_keeps_it():
+    """One unit that fires on every bright token, wherever it is: its mean over positions counts the bright
+    tokens (one in every image), its quadrant means say where it is."""
+    g = torch.Generator().manual_seed(1)
+    q = np.arange(80) % 4
+    images = 0.1 + 0.1 * torch.rand(80, 1, 8, 8, generator=g)
+    for i, qi in enumerate(q):  # one bright token (2 x 2 pixels): the top-left token of quadrant qi
+        r, c = 4 * (qi // 2), 4 * (qi % 2)
+        images[i, :, r:r + 2, c:c + 2] = 0.9
+    images = images.expand(-1, 3, -1, -1).contiguous()
+    model = FakeIAR(arch="raster", side=4, vocab=8, n_classes=2, n_blocks=1, hidden=4, seed=0).eval()
+    with torch.no_grad():
+        fc = model.blocks[0].fc
+        fc.weight.zero_()
+        fc.bias.fill_(-1.0)  # units 1..3 never fire
+        fc.weight[0, 4:8] = 1.0  # previous token bright
+        fc.bias[0] = -0.5
+    labels = np.zeros(80, dtype=np.int64)
+    mean = block_features(model, images, labels)["block.0.mlp"]
+    quads = block_features(model, images, labels, pool="quadrants")["block.0.mlp"]
+    assert mean.shape == (80, 4) and quads.shape == (80, 16)
+    with torch.no_grad(), capture(model) as acts:
+        model.teacher_forced_logits(model.tokenize(images), torch.zeros(80, dtype=torch.long))
+    groups = quadrant_groups(model)
+    manual = torch.cat([acts["block.0.mlp"][:, g].double().mean(1) for g in groups], 1).numpy()
+    np.testing.assert_allclose(quads, manual, atol=1e-9)
+    assert np.ptp(mean[:, 0]) == 0  # the same for every image
+    assert probe_accuracy(mean, q, seed=0)[0] <= 0.25 + 0.05
+    assert probe_accuracy(quads, q, seed=0)[0] == 1.0
+    with pytest.raises(UsageError, match="pool must be one of mean, quadrants"):
+        block_features(model, images, labels, pool="max")

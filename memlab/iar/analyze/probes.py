@@ -48,6 +48,7 @@ from memlab.iar.interface import IARModel, pooled_pixels
 
 LABEL_PASSES = ("own", "constant")
 SITES = ("units", "mlp_in")  # block_features: MLP hidden units, or the MLP's input
+POOLS = ("mean", "quadrants")  # block_features: over all positions, or per quadrant of each token map
 REFERENCE = "reference"  # the site of reference_features' rows (label pass "none")
 REFERENCE_BLOCKS = ("pixels", "reconstruction")  # their blocks, block_index -2 and -1 in internal_view
 PROBES = ("real", "control")
@@ -78,19 +79,43 @@ def _mlp_inputs(model: IARModel) -> Iterator[dict[str, torch.Tensor]]:
             h.remove()
 
 
+def quadrant_groups(model: IARModel) -> list[torch.Tensor]:
+    """Bool L masks of the positions to pool for `pool='quadrants'`: each scale's token map (scale_slices, read
+    row-major, the tokenizers' layout) split into its four quadrants (a 1 x 1 map, or one that is not square,
+    stays one group)."""
+    groups = []
+    for sl in model.scale_slices():
+        n = sl.stop - sl.start
+        side = int(round(n ** 0.5))
+        idx = torch.arange(model.seq_len)
+        inside = (idx >= sl.start) & (idx < sl.stop)
+        if side * side != n or side == 1:
+            groups.append(inside)
+            continue
+        r, c = (idx - sl.start) // side, (idx - sl.start) % side
+        for q in range(4):
+            groups.append(inside & ((r >= side / 2) == bool(q // 2)) & ((c >= side / 2) == bool(q % 2)))
+    return groups
+
+
 @torch.no_grad()
 def block_features(model: IARModel, images_Nx3xHxW: torch.Tensor, labels_N, batch_size: int = 64, *,
-                   positions_L: torch.Tensor | None = None, site: str = "units") -> dict[str, np.ndarray]:
+                   positions_L: torch.Tensor | None = None, site: str = "units",
+                   pool: str = "mean") -> dict[str, np.ndarray]:
     """Unit-layer name ('block.3.mlp', in block order) -> float64 N x U: under a teacher-forced pass on each
     image's own tokens with `labels_N` as the class input, the block's MLP hidden units after the nonlinearity
     (`site` 'units', U = the layer's unit count) or the MLP's input (`site` 'mlp_in', U = the model width: the
     residual stream after the block's attention as the MLP reads it, after the block's LayerNorm where the
     architecture has one), averaged over the token positions `positions_L` (bool L; default every position).
-    The label is an input: pass a constant label to keep label information out (module docstring). Runs in
-    eval mode (restored after); the result does not depend on `batch_size`."""
+    `pool` 'mean' asks for a code of the factor that does not depend on where in the sequence it is read;
+    'quadrants' keeps where: the means over each quadrant_groups mask, concatenated (N x U * groups; no
+    positions_L). The label is an input: pass a constant label to keep label information out (module
+    docstring). Runs in eval mode (restored after); the result does not depend on `batch_size`."""
     check_int("batch_size", batch_size, 1)
     if site not in SITES:
         raise UsageError(f"unknown probe site {site!r}; allowed: {', '.join(SITES)}")
+    if pool not in POOLS or (pool != "mean" and positions_L is not None):
+        raise UsageError(f"pool must be one of {', '.join(POOLS)} (positions_L only with mean), got {pool!r}")
     images = torch.as_tensor(images_Nx3xHxW, dtype=torch.float32)
     labels_N = torch.as_tensor(np.asarray(labels_N), dtype=torch.long)
     if images.ndim != 4 or images.shape[1] != 3 or len(labels_N) != len(images) or labels_N.ndim != 1:
@@ -99,6 +124,8 @@ def block_features(model: IARModel, images_Nx3xHxW: torch.Tensor, labels_N, batc
     if positions_L is not None and (positions_L.shape != (model.seq_len,) or not bool(positions_L.any())):
         raise UsageError(f"positions_L must be a bool mask of the {model.seq_len} token positions with at least "
                          f"one position, got shape {tuple(positions_L.shape)}")
+    groups = [positions_L if positions_L is not None else torch.ones(model.seq_len, dtype=torch.bool)] \
+        if pool == "mean" else quadrant_groups(model)
     specs = model.units()
     was_training = model.training
     model.eval()
@@ -110,15 +137,14 @@ def block_features(model: IARModel, images_Nx3xHxW: torch.Tensor, labels_N, batc
                 model.teacher_forced_logits(tokens_NxL[i:i + batch_size],
                                             labels_N[i:i + batch_size].to(model.device))
                 for name in specs:
-                    act_BxLxU = acts[name]
-                    if positions_L is not None:
-                        act_BxLxU = act_BxLxU[:, positions_L.to(act_BxLxU.device)]
-                    parts[name].append(act_BxLxU.double().mean(1).cpu().numpy())
+                    act_BxLxU = acts[name].double()
+                    parts[name].append(torch.cat([act_BxLxU[:, g.to(act_BxLxU.device)].mean(1) for g in groups],
+                                                 1).cpu().numpy())
     finally:
         model.train(was_training)
     out = {}
     for name, spec in specs.items():
-        u = spec.weight.shape[0 if site == "units" else 1]
+        u = spec.weight.shape[0 if site == "units" else 1] * len(groups)
         out[name] = np.concatenate(parts[name]) if parts[name] else np.zeros((0, u))
         assert out[name].shape == (len(images), u), f"{name}: {out[name].shape} != ({len(images)}, {u})"
     return out
@@ -318,7 +344,7 @@ def probe_rows(train_ids: Sequence[str], max_images: int | None = None, seed: in
 def internal_view(model: IARModel, image_set, *, batch_size: int = 64, folds: int = 5, seed: int = 0,
                   constant_label: int = 0, max_images: int | None = None, C: float = 1.0,
                   label_passes: Sequence[str] = LABEL_PASSES, sites: Sequence[str] = ("units",),
-                  references: bool = True, reference_side: int = 16) -> pd.DataFrame:
+                  references: bool = True, reference_side: int = 16, pool: str = "mean") -> pd.DataFrame:
     """The probe table of one model on a `factors` ImageSet (synthetic.images.ImageSet with `.factors`), for
     each of `label_passes` (`labels` own | constant, module docstring) and `sites` (block_features). Splits:
     'train' (distinct training images, planted copies dropped; at most `max_images`, a seeded draw), 'arbitrary'
@@ -329,7 +355,7 @@ def internal_view(model: IARModel, image_set, *, batch_size: int = 64, folds: in
     the novel ones ('train->novel': new combinations). Real and control probes, every block and factor. Read
     shape and colour from the constant-label rows, and 'train->novel' beside 'train->heldout'. `references`:
     the same probes of reference_features at `reference_side` (site 'reference', labels 'none', block_index -2
-    and -1)."""
+    and -1). `pool` (block_features) is the table's column 'pool' (empty for the references)."""
     from memlab.iar.data import to_tensor
 
     info = getattr(image_set, "factors", None)
@@ -347,6 +373,8 @@ def internal_view(model: IARModel, image_set, *, batch_size: int = 64, folds: in
     if max_images is not None:
         check_int("max_images", max_images, 2 * folds)
     check_int("reference_side", reference_side, 1)
+    if pool not in POOLS:
+        raise UsageError(f"unknown pool {pool!r}; allowed: {', '.join(POOLS)}")
     rows = probe_rows(image_set.train_ids, max_images, seed)
     images, own = to_tensor(image_set.train_NxHxWx3[rows]), np.asarray(image_set.train_labels)[rows]
     facts, arbitrary = np.asarray(info.train_NxF)[rows], np.asarray(info.train_arbitrary)[rows]
@@ -359,7 +387,8 @@ def internal_view(model: IARModel, image_set, *, batch_size: int = 64, folds: in
         def features(imgs, own_N):
             if site == REFERENCE:
                 return reference_features(model, imgs, batch_size, reference_side)
-            return block_features(model, imgs, pass_labels(own_N, mode, constant_label), batch_size, site=site)
+            return block_features(model, imgs, pass_labels(own_N, mode, constant_label), batch_size, site=site,
+                                  pool=pool)
         feats = features(images, own)
         transfer = {name: (features(imgs, labels), F) for name, (imgs, labels, F) in unseen.items()}
         common = dict(folds=folds, seed=seed, C=C, labels=mode, site=site)
@@ -371,4 +400,5 @@ def internal_view(model: IARModel, image_set, *, batch_size: int = 64, folds: in
             tables.append(probe_table(*transfer["novel"], names, split="novel", **common))
     table = pd.concat(tables, ignore_index=True)
     table.loc[table.site == REFERENCE, "block_index"] -= len(REFERENCE_BLOCKS)
+    table.insert(1, "pool", np.where(table.site == REFERENCE, "", pool))
     return table
