@@ -17,16 +17,17 @@ from memlab.iar.analyze.probes import (LABEL_PASSES, SITES, block_features, fit_
                                        wilson_interval)
 from memlab.iar.interface import IARModel
 
-COLUMNS = ["site", "labels", "block", "factor", "combo", "shape", "colour", "shape_colours_trained",
+COLUMNS = ["site", "pool", "labels", "block", "factor", "combo", "shape", "colour", "shape_colours_trained",
            "colour_shapes_trained", "n", "accuracy", "lo", "hi"]
 
 
 def transfer_by_combination(model: IARModel, image_set, *, labels: str = "constant", site: str = "units",
                             batch_size: int = 64, seed: int = 0, C: float = 1.0, constant_label: int = 0,
-                            max_images: int | None = None) -> pd.DataFrame:
+                            max_images: int | None = None, pool: str = "mean") -> pd.DataFrame:
     """One row per (block, factor, held-out combination): the accuracy (Wilson 95% interval) on that
     combination's novel images of the real probe fit on all probe rows of the training set (probes.probe_rows),
-    features from `site` under the label pass `labels` (probes module docstring). Empty when nothing is held out."""
+    features from `site` and `pool` (probes.block_features) under the label pass `labels` (probes module
+    docstring). Empty when nothing is held out."""
     from memlab.iar.data import to_tensor
     from synthetic.factors import COLOURS, SHAPES
 
@@ -43,9 +44,9 @@ def transfer_by_combination(model: IARModel, image_set, *, labels: str = "consta
     F_tr, F_nv = np.asarray(info.train_NxF)[rows], np.asarray(info.novel_NxF)
     tr = block_features(model, to_tensor(image_set.train_NxHxWx3[rows]),
                         pass_labels(np.asarray(image_set.train_labels)[rows], labels, constant_label), batch_size,
-                        site=site)
+                        site=site, pool=pool)
     nv = block_features(model, to_tensor(info.novel_NxHxWx3), pass_labels(info.novel_labels, labels, constant_label),
-                        batch_size, site=site)
+                        batch_size, site=site, pool=pool)
     trained = {(int(s), int(c)) for s, c in F_tr[:, :2]}
     combos = sorted({(int(s), int(c)) for s, c in F_nv[:, :2]})
     out = []
@@ -58,7 +59,7 @@ def transfer_by_combination(model: IARModel, image_set, *, labels: str = "consta
                 m = (F_nv[:, 0] == s) & (F_nv[:, 1] == c)
                 k, n = int((pred[m] == F_nv[m, f]).sum()), int(m.sum())
                 lo, hi = wilson_interval(k, n)
-                out.append({"site": site, "labels": labels, "block": block, "factor": factor,
+                out.append({"site": site, "pool": pool, "labels": labels, "block": block, "factor": factor,
                             "combo": f"{SHAPES[s]}:{COLOURS[c]}", "shape": SHAPES[s], "colour": COLOURS[c],
                             "shape_colours_trained": sum((s, c2) in trained for c2 in range(len(COLOURS))),
                             "colour_shapes_trained": sum((s2, c) in trained for s2 in range(len(SHAPES))),
