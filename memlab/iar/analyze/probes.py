@@ -7,7 +7,11 @@ localizer scores, after the nonlinearity) under a teacher-forced pass on the ima
 over token positions (all of them by default): one N x U array per block (site 'units'). Site 'mlp_in' is the
 input of the same MLPs (the pre-module's input, through the interface too): the residual stream after the
 block's attention as the MLP reads it (after the block's LayerNorm in our pre-LN models), width D. The
-residual stream at other points is not part of the interface, so it is not probed.
+residual stream at other points is not part of the interface, so it is not probed. The mean over positions
+asks for a code of the factor that does not depend on where in the sequence it is read, and it hides where a
+unit fires: `pool="quadrants"` keeps the means over each quadrant of each token map instead (an object's
+position is read from those, hardly from the mean). References (`reference_features`, no label involved): the
+pooled pixels, and the tokenizer's reconstruction (what the tokens keep of the image).
 
 The class label is an input of that pass. A factor the label determines (shape and colour, for a
 factor-determined label) can be read off the label's embedding without the model having looked at the image,
