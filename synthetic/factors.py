@@ -115,8 +115,10 @@ def make_factor_images(n: int, size: int = 16, seed: int = 0, start: int = 0):
 
 
 def draw_heldout_combos(share: float, seed: int) -> tuple[tuple[int, int], ...]:
-    """round(share x 20) shape x colour combinations, seeded, such that every shape and every colour keeps at
-    least one trained combination (else composition could not be asked for)."""
+    """round(share x 20) shape x colour combinations, seeded and balanced: each shape loses at most
+    ceil(k / 5) of its combinations and each colour at most ceil(k / 4), so every value keeps as many trained
+    partners as the share allows (a draw that left, say, squares trained in one colour only would make a probe
+    or a sample of a held-out square read that colour as the shape), and none loses all."""
     if not 0.0 <= share < 1.0:
         raise DataError(f"held-out combination share must be in [0, 1), got {share!r}")
     k = int(round(share * N_COMBOS))
@@ -129,9 +131,15 @@ def draw_heldout_combos(share: float, seed: int) -> tuple[tuple[int, int], ...]:
     combos = [(s, c) for s in range(len(SHAPES)) for c in range(len(COLOURS))]
     for _ in range(10_000):
         pick = sorted(combos[j] for j in rng.choice(N_COMBOS, k, replace=False))
-        if _keeps_every_value(pick):
+        if _keeps_every_value(pick) and _balanced(pick, k):
             return tuple(pick)
     raise DataError(f"found no draw of {k} held-out combinations that keeps every shape and colour trained")
+
+
+def _balanced(held, k: int) -> bool:
+    per_shape = np.bincount([s for s, _ in held], minlength=len(SHAPES))
+    per_colour = np.bincount([c for _, c in held], minlength=len(COLOURS))
+    return per_shape.max() <= -(-k // len(SHAPES)) and per_colour.max() <= -(-k // len(COLOURS))
 
 
 def _keeps_every_value(held) -> bool:

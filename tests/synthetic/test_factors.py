@@ -90,6 +90,11 @@ def test_heldout_share_draw_is_seeded_and_keeps_every_value():
     assert draw_heldout_combos(0.0, 0) == ()
     draws = {draw_heldout_combos(0.5, s) for s in range(5)}
     assert len(draws) > 1
+    for share, most_per_shape, most_per_colour in ((0.25, 1, 2), (0.5, 2, 3), (0.75, 3, 4)):
+        for seed in range(5):  # balanced: no shape keeps a single colour while another keeps all four
+            held = draw_heldout_combos(share, seed)
+            assert np.bincount([s for s, _ in held], minlength=5).max() <= most_per_shape
+            assert np.bincount([c for _, c in held], minlength=4).max() <= most_per_colour
 
 
 @pytest.mark.parametrize("call, msg", [

@@ -96,7 +96,7 @@ def measure_epoch(model, image_set, classifiers, cfg, epoch: int) -> dict[str, p
     out["composition_arbitrary"] = pd.concat(arb, ignore_index=True).assign(threshold=ext.threshold)
     out["composition_copies"] = copies
     out["composition_probes"] = internal_view(model, image_set, batch_size=cfg.batch_size, folds=cfg.probe_folds,
-                                              seed=cfg.seed)
+                                              seed=cfg.seed, pool=cfg.probe_pool)
     return {k: v.assign(epoch=epoch) for k, v in out.items()}
 
 

@@ -11,6 +11,7 @@ from memlab.options import option
 ANALYSES = ("entropy", "inference", "perturb", "frequency", "composition")
 DEFAULT_ANALYSES = ANALYSES[:4]  # composition needs a run on --data factors, so it is asked for by name
 PERTURB_MODES = ("random", "nearest")
+PROBE_POOLS = ("quadrants", "mean")  # memlab.iar.analyze.probes.POOLS
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class AnalyzeConfig:
     samples_per_class: int = option(16, "composition: class-conditional samples per shape x colour combination and "
                                         "per arbitrary class, at every checkpoint")
     probe_folds: int = option(5, "composition: cross-validation folds of every linear probe")
+    probe_pool: str = option("quadrants", "composition: how a block's units are pooled over token positions: the "
+                                          "mean over each quadrant of each token map, concatenated (keeps where a "
+                                          "unit fires), or the mean over all positions", choices=PROBE_POOLS)
     classifier_steps: int = option(1000, "composition: optimisation steps of each per-factor classifier")
     classifier_images: int = option(8192, "composition: freshly drawn images the per-factor classifiers learn from")
     classifier_reconstructions: bool = option(True, "composition: the classifiers also learn from the run "
@@ -72,6 +76,7 @@ class AnalyzeConfig:
         check_int("n_draws", self.n_draws, 1)
         check_int("samples_per_class", self.samples_per_class, 1)
         check_int("probe_folds", self.probe_folds, 2)
+        check_choice("probe_pool", self.probe_pool, PROBE_POOLS)
         check_int("classifier_steps", self.classifier_steps, 1)
         check_int("classifier_images", self.classifier_images, 16)
         for e in self.epochs:
