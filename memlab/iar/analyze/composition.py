@@ -208,7 +208,7 @@ def analyze(ctx: Context) -> Result:
     tables["composition_ceiling"] = ceiling
     last = epochs[-1]
     at_last = {k: v[v["epoch"] == last] for k, v in tables.items() if "epoch" in v}
-    ceiling_agg = fo.aggregate_rates(ceiling[ceiling["source"] == "real"], n_boot=ctx.cfg.n_boot,
+    ceiling_agg = fo.aggregate_rates(ceiling[ceiling["source"] == "reconstructed"], n_boot=ctx.cfg.n_boot,
                                      level=ctx.cfg.level, seed=ctx.cfg.seed)
     arb = at_last["composition_arbitrary"]
     figures = {
