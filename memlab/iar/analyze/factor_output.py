@@ -45,8 +45,8 @@ class Samples:
 
 
 def _factor_info(image_set):
-    if getattr(image_set, "factors", None) is None:
-        raise UsageError(f"the output view needs the image set 'factors', got {getattr(image_set, 'name', '?')!r}")
+    if image_set.factors is None:
+        raise UsageError(f"the output view needs the image set 'factors', got {image_set.name!r}")
     return image_set.factors
 
 

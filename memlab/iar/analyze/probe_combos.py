@@ -31,10 +31,10 @@ def transfer_by_combination(model: IARModel, image_set, *, labels: str = "consta
     from memlab.iar.data import to_tensor
     from synthetic.factors import COLOURS, SHAPES
 
-    info = getattr(image_set, "factors", None)
+    info = image_set.factors
     if info is None:
         raise UsageError(f"the composition probes need the factors image set (--data factors), got "
-                         f"{getattr(image_set, 'name', image_set)!r}")
+                         f"{image_set.name!r}")
     if labels not in LABEL_PASSES or site not in SITES:
         raise UsageError(f"label pass must be one of {', '.join(LABEL_PASSES)} and site one of {', '.join(SITES)}, "
                          f"got {labels!r} and {site!r}")

@@ -362,10 +362,10 @@ def internal_view(model: IARModel, image_set, *, batch_size: int = 64, folds: in
     and -1). `pool` (block_features) is the table's column 'pool' (empty for the references)."""
     from memlab.iar.data import to_tensor
 
-    info = getattr(image_set, "factors", None)
+    info = image_set.factors
     if info is None:
         raise UsageError(f"the composition probes need the factors image set (--data factors), got "
-                         f"{getattr(image_set, 'name', image_set)!r}")
+                         f"{image_set.name!r}")
     check_int("constant_label", constant_label, 0, len(image_set.class_names) - 1)
     check_int("folds", folds, 2)
     bad = [p for p in label_passes if p not in LABEL_PASSES]
