@@ -185,12 +185,18 @@ def _load(directory: Path, info: dict) -> ImageClassifier:
         model = ImageClassifier(int(info["num_classes"]), int(info["size"]), int(info["config"]["width"]))
     except (KeyError, TypeError, ValueError) as e:
         raise UsageError(f"damaged classifier metadata {meta}: {error_reason(e)}") from None
+    return load_weights(model, weights, "classifier")
+
+
+def load_weights(model: ImageClassifier, weights: Path, what: str) -> ImageClassifier:
+    """`model` with the safetensors file `weights`, in eval mode; a missing or damaged file is a one-line
+    UsageError naming `what` and the file."""
     try:
         model.load_state_dict(load_file(str(weights)))
     except FileNotFoundError:
-        raise UsageError(f"classifier weights {weights} do not exist") from None
+        raise UsageError(f"{what} weights {weights} do not exist") from None
     except (OSError, SafetensorError, RuntimeError) as e:
-        raise UsageError(f"cannot load the classifier weights {weights}: {error_reason(e)}") from None
+        raise UsageError(f"cannot load the {what} weights {weights}: {error_reason(e)}") from None
     return model.eval()
 
 

@@ -31,11 +31,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from memlab.errors import UsageError
-from memlab.iar.classifier import FRESH_SEED_OFFSET, ClassifierConfig, ImageClassifier, train_classifier
+from memlab.iar.classifier import FRESH_SEED_OFFSET, ClassifierConfig, ImageClassifier, load_weights, train_classifier
 from memlab.iar.classifier import fingerprint as data_fingerprint
 from memlab.iar.batching import decode_all, tokenize_all
 from memlab.iar.config import ImageDataConfig
@@ -186,15 +185,8 @@ def _load(directory: Path, info: dict) -> FactorClassifiers:
         raise UsageError(f"damaged factor-classifier metadata {meta}: {error_reason(e)}") from None
     models = {}
     for name, k in shapes.items():
-        weights = directory / f"{name}.safetensors"
-        model = ImageClassifier(k, size, width)
-        try:
-            model.load_state_dict(load_file(str(weights)))
-        except FileNotFoundError:
-            raise UsageError(f"factor-classifier weights {weights} do not exist") from None
-        except (OSError, SafetensorError, RuntimeError) as e:
-            raise UsageError(f"cannot load the factor-classifier weights {weights}: {error_reason(e)}") from None
-        models[name] = model.eval()
+        models[name] = load_weights(ImageClassifier(k, size, width), directory / f"{name}.safetensors",
+                                    "factor-classifier")
     return FactorClassifiers(models, info)
 
 

@@ -18,10 +18,17 @@ from memlab.iar.localizers.common import Inputs, unit_table
 from memlab.iar.localizers.zero_out import nll_increase
 
 
-def oracle(model: IARModel, inp: Inputs, cfg: LocalizerConfig) -> pd.DataFrame:
-    on_T = nll_increase(model, *inp.target(), cfg.batch_size)
+def reference_set(inp: Inputs, cfg: LocalizerConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(tokens, labels) of the other training images the oracle contrasts with: all of them, or a seeded draw
+    of `oracle_reference` (the whole and the per-scale oracle use this one draw)."""
     tok_O, lab_O = inp.others()
     n = len(tok_O) if cfg.oracle_reference == 0 else min(len(tok_O), cfg.oracle_reference)
     rows = torch.as_tensor(np.sort(np.random.default_rng(cfg.seed).permutation(len(tok_O))[:n]))
-    on_O = nll_increase(model, tok_O[rows], lab_O[rows], cfg.batch_size) if n else {k: 0.0 for k in on_T}
+    return tok_O[rows], lab_O[rows]
+
+
+def oracle(model: IARModel, inp: Inputs, cfg: LocalizerConfig) -> pd.DataFrame:
+    on_T = nll_increase(model, *inp.target(), cfg.batch_size)
+    tok_O, lab_O = reference_set(inp, cfg)
+    on_O = nll_increase(model, tok_O, lab_O, cfg.batch_size) if len(tok_O) else {k: 0.0 for k in on_T}
     return unit_table(model, {name: d - on_O[name] for name, d in on_T.items()}).assign(uses_labels=True)

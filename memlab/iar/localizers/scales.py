@@ -27,7 +27,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -39,6 +38,7 @@ from memlab.iar.localizers.activation import activation_by_scale
 from memlab.iar.localizers.common import (COLUMNS, Inputs, chunks, gate_grads, gated, loglik_B, position_scales,
                                           scale_table)
 from memlab.iar.localizers.contrast import contrast_by_scale
+from memlab.iar.localizers.oracle import reference_set
 from memlab.iar.localizers.hard_concrete import HardConcrete
 from memlab.iar.localizers.masks import learn_mask
 from memlab.iar.localizers.slimming import Slimming
@@ -110,10 +110,8 @@ def zero_out_by_scale(model: IARModel, inp: Inputs, cfg: LocalizerConfig) -> pd.
 def oracle_by_scale(model: IARModel, inp: Inputs, cfg: LocalizerConfig) -> pd.DataFrame:
     """The oracle's contrast (memlab.iar.localizers.oracle) with the per-scale NLL increases; the same draw."""
     on_T = nll_increase_by_scale(model, *inp.target(), cfg.batch_size)
-    tok_O, lab_O = inp.others()
-    n = len(tok_O) if cfg.oracle_reference == 0 else min(len(tok_O), cfg.oracle_reference)
-    rows = torch.as_tensor(np.sort(np.random.default_rng(cfg.seed).permutation(len(tok_O))[:n]))
-    on_O = nll_increase_by_scale(model, tok_O[rows], lab_O[rows], cfg.batch_size) if n else {k: 0.0 for k in on_T}
+    tok_O, lab_O = reference_set(inp, cfg)
+    on_O = nll_increase_by_scale(model, tok_O, lab_O, cfg.batch_size) if len(tok_O) else {k: 0.0 for k in on_T}
     return scale_table(model, {name: d - on_O[name] for name, d in on_T.items()}).assign(uses_labels=True)
 
 
