@@ -94,7 +94,8 @@ class Trainer:
         self.length = int(length)
         n = np.shape(train_NxD)[0]
         self.mode = resolve_seed_mode(optim.seed_mode, n_seeds, (optim.batch or n) * optim.draws, den.activation_width)
-        self._chunk = jax.jit(self._chunk_fn())
+        one, chunk = self._step_fns()  # families that run slowly inside compiled loops dispatch single steps
+        self._chunk = _dispatched(jax.jit(one)) if den.dispatch_steps else jax.jit(chunk)
 
     def init_state(self, params, key) -> dict:
         """key: raw key data (memlab.diffusion.rng.key_data), so orbax can store it."""
@@ -102,7 +103,8 @@ class Trainer:
                 "ok": jnp.ones((), bool), "diverged_at": jnp.full((), -1, jnp.int32), "key": key,
                 "loss": jnp.full((), jnp.nan, jnp.float32)}
 
-    def _chunk_fn(self) -> Callable:
+    def _step_fns(self) -> tuple[Callable, Callable]:
+        """(one step of the state, a chunk of `length` steps gated by `i < n_active`)."""
         tx, objective, noise = self.tx, self.objective, self.noise
 
         def draw(st):
@@ -136,7 +138,7 @@ class Trainer:
 
             return jax.lax.scan(body, state, jnp.arange(self.length))[0]
 
-        return chunk
+        return one, chunk
 
     def advance(self, state_S: dict, n_steps: int, on_steps: Callable[[int], None] | None = None) -> dict:
         """Run n_steps more steps on every seed of the stacked state (leading axis S)."""
@@ -164,6 +166,17 @@ class Trainer:
                     on_steps(n)
             seeds[i] = st
         return stack(seeds)
+
+
+def _dispatched(step: Callable) -> Callable:
+    """A chunk with the compiled chunk's signature that dispatches `step` n_active times from Python."""
+
+    def chunk(state, n_active, train_NxD):
+        for _ in range(int(n_active)):
+            state = step(state, train_NxD)
+        return state
+
+    return chunk
 
 
 def stack(states: list) -> dict:

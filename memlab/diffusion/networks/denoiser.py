@@ -32,7 +32,8 @@ class Denoiser:
     `predict` is what the model is said to output. The loss: `fused_loss` (a blocked loss with its own
     gradient) or autodiff over row blocks of `block_floats` floats, a row counting `row_floats` floats
     (0: the data dimension d). `activation_width`: the seed-mode choice's estimate of what training holds
-    per row, in units of 4 arrays of that many floats (`train.resolve_seed_mode`)."""
+    per row, in units of 4 arrays of that many floats (`train.resolve_seed_mode`). `loop_on_cpu`: on CPU,
+    train one jitted step at a time instead of a compiled scan over steps (`train.Trainer`)."""
 
     module: nn.Module
     predict: str  # 'eps' | 'x0'
@@ -42,6 +43,13 @@ class Denoiser:
     fused_loss: Callable | None = None
     row_floats: int = 0
     block_floats: int = AUTODIFF_BLOCK_FLOATS
+    loop_on_cpu: bool = False
+
+    @property
+    def dispatch_steps(self) -> bool:
+        """Whether training runs its steps from Python, one compiled step at a time: for `loop_on_cpu`
+        families on the CPU backend (`train.Trainer`)."""
+        return self.loop_on_cpu and jax.default_backend() == "cpu"
 
     def x0(self, params, x_BxD, t_B):
         raw = self.module.apply({"params": params}, x_BxD, t_B)

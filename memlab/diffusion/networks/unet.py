@@ -86,12 +86,17 @@ def feature_floats(size: int, depth: int, shape) -> int:
 
 
 class UNetFamily(Family):
+    """On CPU the U-Net trains one dispatched step at a time: XLA's CPU backend runs the convolutions' gradients
+    5-7x slower inside a compiled loop (a scan or while) than in a program of one step
+    (benchmarks/unet_dispatch.py)."""
+
     name = "unet"
 
     def build(self, cfg, dataset) -> Denoiser:
         floats = feature_floats(cfg.size, cfg.depth, dataset.shape)
         return Denoiser(UNet(tuple(dataset.shape), cfg.size, cfg.depth), cfg.predict, cfg.predict, self.name,
-                        -(-floats // 4) + dataset.dim, row_floats=floats, block_floats=NET_BLOCK_FLOATS)
+                        -(-floats // 4) + dataset.dim, row_floats=floats, block_floats=NET_BLOCK_FLOATS,
+                        loop_on_cpu=True)
 
 
 FAMILY = UNetFamily()
