@@ -26,7 +26,7 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	@# each writes JSON under benchmarks/results/
-	for b in crossover train iar localize edits localizers loops sweep gmm_sweep amused; do HF_HUB_OFFLINE=1 $(PY) benchmarks/$$b.py || exit 1; done
+	for b in crossover train unet_dispatch iar localize edits localizers loops sweep gmm_sweep amused; do HF_HUB_OFFLINE=1 $(PY) benchmarks/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(OUT)
