@@ -1,7 +1,8 @@
 """Training loop (optax): Adam with global-norm clipping and a linear-warmup-then-linear-decay schedule.
 
 Steps run in a jitted `lax.scan` over a fixed chunk length; each scan step is gated by `i < n_active`, so
-any stretch between two checkpoints reuses one compiled chunk. The state of every seed carries its own
+any stretch between two checkpoints reuses one compiled chunk. Families whose compiled loops run slowly on CPU
+(`Denoiser.loop_on_cpu`, the U-Net) instead dispatch one compiled step at a time there. The state of every seed carries its own
 key and step counter; the key of step s is fold_in(key, s), so a resumed run draws exactly the noise an
 uninterrupted one would. A non-finite loss or parameter freezes that seed at its last finite state and
 records the step (status 'diverged'), instead of training on garbage.
