@@ -13,9 +13,22 @@ def load_average() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else platform.processor(): hosts of one workplace differ."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def machine(framework: str) -> dict:
     """cpus, platform, load averages now, and the accelerator `framework` ("jax" or "torch") would use."""
-    info = {"cpus": os.cpu_count(), "platform": platform.platform(), "load_average": load_average()}
+    info = {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "platform": platform.platform(),
+            "load_average": load_average()}
     if framework == "jax":
         import jax
 

@@ -3,7 +3,7 @@ import pytest
 
 import synthetic
 from memlab.crossover.approximations import nearest_neighbour_excess
-from memlab.crossover.losses import m_grid, monte_carlo_losses, naive_pmem_losses
+from memlab.crossover.losses import level_workers, m_grid, monte_carlo_losses, naive_pmem_losses
 from memlab.diffusion.process import default_grid
 
 
@@ -39,6 +39,28 @@ def test_results_do_not_depend_on_chunking(small):
     other = monte_carlo_losses(ds, t, m, draws=7, repeats=3, seed=4, chunk=64)
     np.testing.assert_allclose(other.pmem_PxGxNxT, tab.pmem_PxGxNxT, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(other.star_NxT, tab.star_NxT, rtol=1e-5, atol=1e-6)
+
+
+def test_noise_levels_run_side_by_side_give_the_same_numbers(small):
+    """Threads running levels side by side (CPU) return every level in order, bit for bit what one after
+    another gives, and the progress callback still counts levels in order."""
+    ds, t, m, _ = small
+    seen = []
+    one = monte_carlo_losses(ds, t, m, draws=7, repeats=3, seed=4, chunk=16, workers=1)
+    three = monte_carlo_losses(ds, t, m, draws=7, repeats=3, seed=4, chunk=16, workers=3,
+                               progress=lambda i, n: seen.append((i, n)))
+    for a, b in ((one.pmem_PxGxNxT, three.pmem_PxGxNxT), (one.mem_NxT, three.mem_NxT), (one.star_NxT, three.star_NxT)):
+        assert np.array_equal(a, b)
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    assert np.all(np.diff(one.star_NxT.mean(0)) != 0)  # the three levels differ: an order mix-up would show
+
+
+def test_one_thread_per_process_when_asked(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert level_workers() == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+    assert level_workers() == 1
 
 
 def test_m_grid():
