@@ -166,16 +166,14 @@ def level_workers() -> int:
 
 
 def _run_levels(level, T: int, workers: int):
-    """level(ti) for ti < T, as numpy arrays, in order: `workers` threads run levels side by side; with one,
-    every level is dispatched before any is collected, so JAX runs them back to back while Python waits."""
-    workers = min(T, workers)
-    to_numpy = lambda out: tuple(np.asarray(a) for a in out)
-    if workers > 1:
-        with ThreadPoolExecutor(workers) as pool:
-            yield from pool.map(lambda ti: to_numpy(level(ti)), range(T))
+    """level(ti) for ti < T, in order, each as soon as it is ready (so progress can be shown). With several
+    `workers`, threads run levels side by side, each waiting for its own result (np.asarray); with one, every
+    level is dispatched before any is collected, so JAX runs them back to back while Python waits."""
+    if min(T, workers) > 1:
+        with ThreadPoolExecutor(min(T, workers)) as pool:
+            yield from pool.map(lambda ti: tuple(np.asarray(a) for a in level(ti)), range(T))
         return
-    pending = [level(ti) for ti in range(T)]
-    yield from (to_numpy(out) for out in pending)
+    yield from [level(ti) for ti in range(T)]
 
 
 def draws_per_permutation(draws: int, repeats: int) -> np.ndarray:
