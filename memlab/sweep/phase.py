@@ -1,5 +1,6 @@
 """Phase analysis of a sweep table: per data configuration, the observed transition (the M/N where the mean
-memorization ratio first reaches 0.5, linearly interpolated), its bootstrap interval over seeds and samples,
+memorization ratio first reaches 0.5, linearly interpolated), its bootstrap interval over seeds and samples
+(or the grid step that holds it, when the curve jumps across that step from below 0.1 to at least 0.9),
 the bracket [last M/N with ratio < 0.1, first M/N with ratio >= 0.9], and beside it the predicted M*/N of
 the crossover for the same data and training set."""
 
@@ -102,10 +103,32 @@ def observed_transition(group: pd.DataFrame, n_boot: int = 2000, seed: int = 0) 
     # largest (ends at the smallest) size: the transition is known only to lie beyond it.
     lo_v = float(x_S[-1]) if lo == math.inf else _finite_or_none(lo)
     hi_v = float(x_S[0]) if hi == -math.inf else _finite_or_none(hi)
+    boot_iv, interval_from = [lo_v, hi_v], "bootstrap"
+    step = grid_step(x_S, mean_S) if where == "inside the grid" else None
+    if step is not None:
+        lo_v = step[0] if lo_v is None else min(lo_v, step[0])
+        hi_v = step[1] if hi_v is None else max(hi_v, step[1])
+        interval_from = "grid step"
     out.update(m_over_n=_finite_or_none(point), interval=[lo_v, hi_v],
                interval_open=[lo == -math.inf, hi == math.inf], bracket=list(bracket(x_S, mean_S)), where=where,
-               boot_not_crossing=float(np.mean(~np.isfinite(boot))))
+               boot_not_crossing=float(np.mean(~np.isfinite(boot))), interval_from=interval_from,
+               bootstrap_interval=boot_iv)
     return out
+
+
+def grid_step(x_S: np.ndarray, mean_S: np.ndarray) -> tuple[float, float] | None:
+    """The grid step [x_{i-1}, x_i] around the crossing when the curve jumps across it from below LOW to at
+    least HIGH, else None. Then no size lies on the rise: the interpolated 0.5 point is only the straight line
+    between two ratios far from 0.5, and the bootstrap (seed and sample noise of those two ratios) cannot see
+    that, so its interval would look precise. The transition is known only to lie in this step, and the
+    step becomes the interval (`interval_from` = "grid step"; the bootstrap's stays in `bootstrap_interval`)."""
+    above = np.nonzero(mean_S >= LEVEL)[0]
+    if not len(above) or above[0] == 0:
+        return None
+    i = int(above[0])
+    if mean_S[i - 1] < LOW and mean_S[i] >= HIGH:
+        return float(x_S[i - 1]), float(x_S[i])
+    return None
 
 
 def _within(v: float | None, lo: float | None, hi: float | None, open_: list[bool]) -> bool | None:

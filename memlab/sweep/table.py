@@ -13,10 +13,10 @@ def _fmt(v, digits: int = 3) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
 
-def _interval(iv, open_) -> str:
+def _interval(iv, open_, source: str | None = None) -> str:
     lo = "<grid" if open_[0] else _fmt(iv[0])
     hi = ">grid" if open_[1] else _fmt(iv[1])
-    return f"[{lo}, {hi}]"
+    return f"[{lo}, {hi}]" + (" grid step" if source == "grid step" else "")
 
 
 def data_label(rec: dict) -> str:
@@ -93,10 +93,14 @@ def summary_table(summary: list[dict]):
         bracket = o.get("bracket", [None, None])
         t.add_row(data_label(r), str(r["n_train"]), str(r["model"]), str(len(o["sizes"])),
                   _fmt(o.get("m_over_n")) if o.get("m_over_n") is not None else o.get("where", "-"),
-                  _interval(o.get("interval", [None, None]), o.get("interval_open", [False, False])),
+                  _interval(o.get("interval", [None, None]), o.get("interval_open", [False, False]),
+                            o.get("interval_from")),
                   f"[{_fmt(bracket[0])}, {_fmt(bracket[1])}]",
                   _fmt(p.get("m_over_n")) if not p.get("error") else f"error: {p['error'][:40]}",
                   f"[{_fmt(p['interval'][0])}, {_fmt(p['interval'][1])}]",
                   {True: "yes", False: "no", None: "-"}[r.get("prediction_in_interval")],
                   _fmt(o.get("max_change_last_checkpoint")))
+    if any(r["observed"].get("interval_from") == "grid step" for r in summary):
+        t.caption = ("grid step: the ratio jumps from < 0.1 to >= 0.9 across one step of the size grid, so the "
+                     "transition is known only to lie in that step (a finer grid would place it)")
     return t

@@ -97,3 +97,23 @@ def test_a_transition_beyond_the_grid_gives_a_one_sided_interval():
     s = summarize(rows([0.1, 0.4], [[0.0, 0.0], [0.05, 0.0]], 100, key="k"),
                   {"k": {"m_star_over_n": 0.9, "interval": [0.85, 0.95]}}, n_boot=100)
     assert s[0]["prediction_in_interval"] is True  # consistent: both say beyond 0.4
+
+
+def test_a_jump_across_one_grid_step_makes_that_step_the_interval():
+    x = [0.1, 0.3, 0.5, 0.7]
+    df = rows(x, [[0.0] * 3, [0.02, 0.03, 0.01], [0.96, 0.98, 0.97], [1.0] * 3], 200)
+    obs = observed_transition(df, n_boot=300)
+    # the interpolated point is the line between 0.02 and 0.97; the bootstrap alone is far narrower than the step
+    assert obs["m_over_n"] == pytest.approx(0.3 + 0.48 / 0.95 * 0.2, abs=1e-3)
+    b_lo, b_hi = obs["bootstrap_interval"]
+    assert b_hi - b_lo < 0.02
+    assert obs["interval"] == [pytest.approx(0.3), pytest.approx(0.5)] and obs["interval_from"] == "grid step"
+    # a prediction inside the step is consistent with it, though outside the bootstrap interval
+    s = summarize(df.assign(data_key="k"), {"k": {"m_star_over_n": 0.46, "interval": [0.44, 0.48]}}, n_boot=300)
+    assert not b_lo <= 0.46 <= b_hi and s[0]["prediction_in_interval"] is True
+    # with a size on the rise the interpolation is trusted and the bootstrap interval stands
+    risen = observed_transition(rows(x, [[0.0] * 3, [0.3] * 3, [0.97] * 3, [1.0] * 3], 200), n_boot=300)
+    assert risen["interval_from"] == "bootstrap" and risen["interval"] == risen["bootstrap_interval"]
+    from memlab.sweep.table import summary_table
+
+    assert summary_table(s).caption.startswith("grid step") and "grid step" in str(summary_table(s).columns[5]._cells)
