@@ -55,6 +55,8 @@ def analyse(root: Path, cfg: TimeConfig) -> dict:
         raise UsageError(f"{root} has no checkpoints of the memorization ratio in its rows (checkpoints_json)")
     return {"dir": str(root), "level": 0.5, "gen_rtol": cfg.gen_rtol,
             "t_gen": "first checkpoint with mean test loss within gen_rtol of its minimum",
+            "t_gen_median_t": "the same rule per noise level (t_gen_per_t; a level still falling at the last "
+                              "checkpoint is censored), median over levels",
             "t_mem": "mean ratio over seeds first reaches 0.5, interpolated in log(step); interval = bracketing "
                      "checkpoints, seed_interval = 95% bootstrap over seeds",
             "fits": fit_series(records, cfg.conf), "cells": records, "cells_without_checkpoints": missing}
@@ -64,16 +66,25 @@ def _print_table(result: dict) -> None:
     def f(v):
         return "-" if v is None else f"{v:.4g}"
 
-    print(f"{'series':<48} {'N':>6} {'seeds':>5} {'t_gen':>8} {'t_mem':>9} {'bracket':>20} status", file=sys.stderr)
+    print(f"{'series':<48} {'N':>6} {'seeds':>5} {'t_gen':>8} {'t_gen per t (median)':>20} {'t_mem':>9} "
+          f"{'bracket':>20} status", file=sys.stderr)
     for r in result["cells"]:
         b = r["t_mem_bracket"]
-        print(f"{r['series']:<48} {r['n_train']:>6} {r['seeds']:>5} {f(r['t_gen']):>8} {f(r['t_mem']):>9} "
+        print(f"{r['series']:<48} {r['n_train']:>6} {r['seeds']:>5} {f(r['t_gen']):>8} "
+              f"{f(r.get('t_gen_median_t')):>20} {f(r['t_mem']):>9} "
               f"{'[' + f(b[0]) + ', ' + f(b[1]) + ']':>20} {r['status']}", file=sys.stderr)
-    for fit in result["fits"]:
+
+    def ci(fit):
         iv = fit["interval"]
-        ci = f"[{iv[0]:.3f}, {iv[1]:.3f}]" if iv else "-"
-        print(f"{fit['series']}: t_mem ~ N^{f(fit['exponent'])} {int(fit['confidence'] * 100)}% {ci} over "
+        return f"{int(fit['confidence'] * 100)}% [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else "no interval"
+
+    for fit in result["fits"]:
+        print(f"{fit['series']}: t_mem ~ N^{f(fit['exponent'])} {ci(fit)} over "
               f"{fit['n_points']} crossed cells; censored: {len(fit['censored'])}", file=sys.stderr)
+        g = fit.get("t_gen_median_t_fit")
+        if g and g["n_points"] >= 2:
+            print(f"{'':<4}t_gen (median over t) ~ N^{f(g['exponent'])} {ci(g)} over {g['n_points']} cells",
+                  file=sys.stderr)
     if result["cells_without_checkpoints"]:
         print(f"cells without ratio checkpoints: {len(result['cells_without_checkpoints'])}", file=sys.stderr)
 

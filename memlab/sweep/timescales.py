@@ -4,7 +4,11 @@ generalization time and the memorization time read off the log-spaced checkpoint
 per series (everything fixed but N) a log-log fit of the memorization time against N.
 
 - generalization time: the first checkpoint step whose mean (over seeds) test loss lies within a relative
-  tolerance `gen_rtol` of the curve's minimum (gen_rtol = 0 gives the step of the minimum itself);
+  tolerance `gen_rtol` of the curve's minimum (gen_rtol = 0 gives the step of the minimum itself). `t_gen`
+  reads the loss averaged over noise levels, which for an eps-predicting network is dominated by the
+  largest t (an eps error is amplified by sigma^2 / alpha^2 there); `t_gen_per_t` applies the same rule to
+  each noise level's test loss, and `t_gen_median_t` is the median over levels (a level still falling at
+  the last checkpoint is right-censored and counts as later than every step);
 - memorization time: the step where the mean ratio over seeds first reaches LEVEL = 0.5, interpolated
   linearly in log(step) between the two checkpoints around the crossing (linearly in step when the earlier
   one is step 0). Its interval is the bracketing pair of checkpoints; a cell with several seeds also gets
@@ -67,6 +71,36 @@ def crossing_step(steps_C: np.ndarray, ratio_C: np.ndarray, level: float = LEVEL
     return {"step": float(step), "bracket": [float(s0), float(s1)], "status": CROSSED}
 
 
+def per_level_generalization(steps_C: np.ndarray, loss_CxT: np.ndarray, t_T: list | None,
+                             rtol: float = GEN_RTOL) -> tuple[list[dict[str, Any]], float | None]:
+    """(per noise level {"t", "t_gen", "censored"}, median t_gen over levels). A level whose first step
+    within `rtol` of its minimum is the last checkpoint was still falling: censored (t_gen >= that step),
+    +inf in the median, which is None when it is infinite or no level has a finite loss."""
+    steps_C = np.asarray(steps_C, float)
+    levels, vals = [], []
+    for k in range(loss_CxT.shape[1]):
+        g = generalization_step(steps_C, loss_CxT[:, k], rtol)
+        if g is None:
+            continue
+        censored = bool(g == steps_C[-1] and len(steps_C) > 1)
+        levels.append({"t": None if t_T is None else t_T[k], "t_gen": g, "censored": censored})
+        vals.append(math.inf if censored else float(g))
+    if not vals:
+        return levels, None
+    med = float(np.median(vals))
+    return levels, med if math.isfinite(med) else None
+
+
+def _level_times(rows: pd.DataFrame, n_levels: int) -> list | None:
+    """The noise levels t of the per-t losses (from the first row's per_t_json); None if unrecorded."""
+    try:
+        per_t = json.loads(rows.iloc[0].get("per_t_json") or "[]")
+        t_T = [float(e["t"]) for e in per_t]
+    except (TypeError, ValueError, KeyError):
+        return None
+    return t_T if len(t_T) == n_levels else None
+
+
 def _curves(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(steps_C, ratio_RxC, test_loss_RxC) on the checkpoint steps that every seed recorded; None when the
     rows have no checkpoint with a ratio."""
@@ -83,6 +117,22 @@ def _curves(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray] | N
     if not np.isfinite(ratio_RxC).any():
         return None
     return np.array(common, float), ratio_RxC, loss_RxC
+
+
+def _level_losses(rows: pd.DataFrame, steps_C: np.ndarray) -> np.ndarray | None:
+    """Per-noise-level test losses R x C x T at `steps_C` (`test_loss_t` of the checkpoints); None when a
+    seed lacks them or their lengths differ."""
+    out = []
+    for text in rows["checkpoints_json"]:
+        by_step = {int(c["step"]): c.get("test_loss_t") for c in json.loads(text or "[]")
+                   if isinstance(c, dict) and isinstance(c.get("step"), (int, float))}
+        curves = [by_step.get(int(s)) for s in steps_C]
+        if any(not isinstance(c, list) for c in curves):
+            return None
+        out.append([[float("nan") if v is None else float(v) for v in c] for c in curves])
+    if len({len(c) for seed in out for c in seed}) != 1:
+        return None
+    return np.array(out, float)
 
 
 def _nanmean(x_RxC: np.ndarray) -> np.ndarray:
@@ -121,6 +171,10 @@ def cell_timescales(rows: pd.DataFrame, gen_rtol: float = GEN_RTOL, n_boot: int 
                            "m_over_n": _plain(first.get("m_over_n")), "seeds": int(len(rows)),
                            "steps": steps_C.tolist(), "mean_ratio": [_plain(v) for v in mean_C]}
     rec["t_gen"] = generalization_step(steps_C, _nanmean(loss_RxC), gen_rtol)
+    loss_RxCxT = _level_losses(rows, steps_C)
+    t_T = _level_times(rows, loss_RxCxT.shape[2]) if loss_RxCxT is not None else None
+    rec["t_gen_per_t"], rec["t_gen_median_t"] = (per_level_generalization(steps_C, _nanmean(loss_RxCxT), t_T, gen_rtol)
+                                                 if loss_RxCxT is not None else ([], None))
     cross = crossing_step(steps_C, mean_C)
     rec.update(t_mem=cross["step"], t_mem_bracket=cross["bracket"], status=cross["status"])
     rec["t_mem_per_seed"] = [crossing_step(steps_C, r)["step"] if np.isfinite(r).any() else None for r in ratio_RxC]
@@ -182,7 +236,10 @@ def fit_series(records: list[dict[str, Any]], conf: float = 0.95) -> list[dict[s
         cells = [r for r in records if r["series"] == key]
         crossed = [r for r in cells if r["status"] == CROSSED]
         fit = fit_power_law([r["n_train"] for r in crossed], [r["t_mem"] for r in crossed], conf)
+        gen = [r for r in cells if r.get("t_gen_median_t") is not None]
+        gen_fit = fit_power_law([r["n_train"] for r in gen], [r["t_gen_median_t"] for r in gen], conf)
         out.append({"series": key, "n_values": sorted({r["n_train"] for r in cells}), **fit,
+                    "t_gen_median_t_fit": gen_fit,
                     "censored": [{"cell_id": r["cell_id"], "n_train": r["n_train"], "status": r["status"],
                                   "bracket": r["t_mem_bracket"]} for r in cells if r["status"] != CROSSED]})
     return out

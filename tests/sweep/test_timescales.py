@@ -12,13 +12,15 @@ from memlab.cli import main
 from memlab.sweep.runner import run_sweep
 from memlab.sweep.spec import parse_spec
 from memlab.sweep.timescales import (BEFORE, CROSSED, NEVER, crossing_step, fit_power_law,
-                                     generalization_step, seed_bootstrap)
+                                     generalization_step, per_level_generalization, seed_bootstrap)
 from sweep_standin import STANDINS
 from tests.cli.malformed_fixtures import listing
 
 STEPS = 4000
 T_GEN = 30.0
 C, A = 5.0, 1.0  # planted t_mem = C * N^A (steps)
+LEVEL_GEN = (30, 57, 108, 252)  # planted per-level generalization times (checkpoint steps); a fifth never settles
+LEVEL_T = (0.01, 0.1, 0.5, 0.9, 0.999)
 
 
 def ckpt_steps(steps=STEPS, n=40):
@@ -60,6 +62,19 @@ def test_generalization_step_is_the_minimum_or_the_first_checkpoint_within_toler
     assert generalization_step(steps, [np.nan] * 4) is None
 
 
+def test_per_level_generalization_censors_levels_still_falling():
+    steps = np.array([0, 10, 100, 1000], float)
+    loss_CxT = np.array([[5.0, 5.0, 5.0], [1.0, 4.0, 4.0], [2.0, 3.0, 3.0], [3.0, 2.0, 1.0]])
+    levels, med = per_level_generalization(steps, loss_CxT, [0.1, 0.5, 0.9], rtol=0.0)
+    assert [(lv["t"], lv["t_gen"], lv["censored"]) for lv in levels] == [(0.1, 10, False), (0.5, 1000, True),
+                                                                          (0.9, 1000, True)]
+    assert med is None  # two of three levels censored: the median is beyond the last checkpoint
+    levels, med = per_level_generalization(steps, loss_CxT[:, :2], None, rtol=0.0)
+    assert med is None and levels[0]["t"] is None
+    _, med = per_level_generalization(steps, np.stack([loss_CxT[:, 0]] * 2 + [loss_CxT[:, 2]], 1), None, 0.0)
+    assert med == 10.0
+
+
 def test_seed_bootstrap_covers_the_seed_spread_and_opens_when_seeds_do_not_cross():
     steps = np.array(ckpt_steps(), float)
     ratio_RxC = np.stack([logistic_ratio(steps, t) for t in (80.0, 100.0, 125.0)])
@@ -94,10 +109,14 @@ def time_cell(data_cfg, train, out_dir, resume):
         jitter = math.exp(0.05 * np.random.default_rng([data_cfg.n_train, seed]).standard_normal())
         ratio = logistic_ratio(steps, t_mem * jitter)
         loss = [1.0 + (math.log(max(s, 1)) - math.log(T_GEN)) ** 2 for s in steps]
-        ck = [{"step": s, "memorization_ratio": float(r), "interval": None, "train_loss": 0.0, "test_loss": lo}
-              for s, r, lo in zip(steps, ratio, loss)]
+        # per noise level: minima at LEVEL_GEN (the same for every N), the largest t still falling at the end
+        loss_t = [[1.0 + (math.log(max(s, 1)) - math.log(g)) ** 2 for g in LEVEL_GEN] + [1.0 / (1 + s)]
+                  for s in steps]
+        ck = [{"step": s, "memorization_ratio": float(r), "interval": None, "train_loss": 0.0, "test_loss": lo,
+               "test_loss_t": lt} for s, r, lo, lt in zip(steps, ratio, loss, loss_t)]
         per_seed.append({"seed": seed, "memorization_ratio": float(ratio[-1]), "interval": [0.0, 1.0],
-                         "per_t": [], "checkpoints": ck, "status": "ok", "param_count": train["size"] * 3})
+                         "per_t": [{"t": t, "train_loss": 0.0, "test_loss": 0.0} for t in LEVEL_T],
+                         "checkpoints": ck, "status": "ok", "param_count": train["size"] * 3})
     return {**per_seed[0], "per_seed": per_seed}
 
 
@@ -128,6 +147,14 @@ def test_phase_time_recovers_the_planted_exponent_and_reports_the_censored_cell(
     assert cells[1000]["t_mem"] is None and cells[1000]["t_mem_bracket"] == [STEPS, None]
     # the test loss's minimum is at T_GEN for every N: within gen_rtol = 0.01 of it means |log(s / T_GEN)| <= 0.1
     assert len({c["t_gen"] for c in cells.values()}) == 1 and abs(math.log(cells[20]["t_gen"] / T_GEN)) <= 0.1
+    # per level: the planted times, the still-falling largest t censored; median over the 5 levels = 108
+    for c in cells.values():
+        levels = c["t_gen_per_t"]
+        assert [lv["t"] for lv in levels] == pytest.approx(LEVEL_T)
+        assert [lv["censored"] for lv in levels] == [False] * 4 + [True] and levels[-1]["t_gen"] == STEPS
+        assert [lv["t_gen"] for lv in levels[:4]] == list(LEVEL_GEN)
+        assert c["t_gen_median_t"] == 108.0
+    assert fit["t_gen_median_t_fit"]["exponent"] == pytest.approx(0.0, abs=1e-9)  # the same at every N
     for n, c in cells.items():
         if n < 1000:
             lo, hi = c["t_mem_bracket"]
