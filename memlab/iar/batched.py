@@ -111,7 +111,9 @@ class RowEditHooks:
                 if C > U:  # channels past the units (GEGLU's gate) are left alone
                     scale_RxU = torch.cat([scale_RxU, scale_RxU.new_ones(R, C - U)], 1)
                 mult = self._mult[k] = scale_RxU.to(out_RxLxC.dtype).view(R, *([1] * (out_RxLxC.ndim - 2)), C)
-            return out_RxLxC * mult
+            if out_RxLxC.requires_grad and torch.is_grad_enabled():
+                return out_RxLxC * mult
+            return out_RxLxC.mul_(mult)  # no autograd: in place, one pass over the activations fewer
         return hook
 
     def _replace_hook(self, k: int) -> Callable:

@@ -81,8 +81,9 @@ def choose(image_ids: Sequence[str], copies: np.ndarray, extracted_ids: Sequence
     elif (np.asarray(copies) > 1).any():
         target, source = [i for i, c in zip(ids, copies) if c > 1], "planted duplicates"
     else:
-        rng = np.random.default_rng(seed)
-        shuffled = [extracted[i] for i in rng.permutation(len(extracted))]
+        rng = np.random.default_rng(seed)  # drawn from the training order: not from the extraction's ranking,
+        in_order = sorted(set(extracted), key=ids.index)  # which near-tied scores can reorder
+        shuffled = [in_order[i] for i in rng.permutation(len(in_order))]
         target, source = sorted(shuffled[: (len(shuffled) + 1) // 2], key=ids.index), SOURCES[2]
     control = [i for i in extracted if i not in set(target)]
     return EvalSets(tuple(target), tuple(control), int(n_heldout), source, tuple(extracted), int(seed))

@@ -64,7 +64,8 @@ def nearest_neighbour_ratio(gen_Cx3xHxW: torch.Tensor, recon_Nx3xHxW: torch.Tens
 
 
 def calibrate_threshold(heldout_sim: np.ndarray, fpr: float) -> float:
-    """The similarity that held-out generations exceed with probability fpr."""
+    """The similarity threshold: held-out generations exceed it (strictly) at most a share fpr of the time (the
+    empirical (1 - fpr) quantile, rounded up; with few held-out images the realized rate is below fpr)."""
     return float(np.quantile(heldout_sim, 1.0 - fpr, method="higher"))
 
 

@@ -2,12 +2,23 @@
 
 A random-edit cloud (one row per random edit: its extraction on the target set T, `y`, and one column per cost
 measure) gives, per cost measure, the expected extraction as a monotone function of cost (isotonic regression:
-more damage, no more extraction) with a pointwise percentile-bootstrap band. Each intervention gets the cloud's
-extraction at its own cost, the difference `y - cloud` with an interval, and a verdict.
+more damage, no more extraction). Around it two bands: the spread of single random edits at each cost (the
+prediction band: the bootstrap refits plus residuals of the cloud's points nearest in cost; it holds the cloud's
+own points at its level) and the confidence band of the mean curve alone.
 
-Costs are "higher = more damage" unless named in `higher_is_better` (class consistency), where the fit is
-non-decreasing in the raw value instead. Units are the columns' own (counts or fractions of T; nats, seconds).
-Shape letters: N cloud rows, B bootstrap resamples, Q query costs, R rows of one intervention."""
+Each intervention gets the cloud's extraction at its own cost and the difference `y - cloud`. The question a
+verdict answers is whether the intervention behaves like a random edit of the same cost: under that null, its
+mean over R rows would be the curve plus the mean of R random edits' residuals (plus the curve's own
+uncertainty), and "better" / "worse" mean that its difference lies below / above that null distribution's
+central `level` interval. A random edit scored as an intervention is therefore "indistinguishable" at about
+that rate; against the mean curve alone (`verdict_vs_mean`, kept beside it) it would be called better or worse
+about half the time, since single random edits scatter around their mean.
+
+Costs are "higher = more damage" unless named in `higher_is_better`, where the fit is non-decreasing in the raw
+value instead (the yardstick's own cost columns are all signed "higher = more damage", its class-consistency
+cost included, so it names none). Units are the columns' own (counts or fractions of T; nats, seconds).
+Shape letters: N cloud rows, B bootstrap resamples, Q query costs, R rows of one intervention, K nearest cloud
+points."""
 
 from __future__ import annotations
 
@@ -32,10 +43,17 @@ def _knots(cost_N, y_N, increasing: bool) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(iso.X_thresholds_, np.float64), np.asarray(iso.y_thresholds_, np.float64)
 
 
+def neighbours(n: int) -> int:
+    """How many cloud points nearest in cost give the local spread of single random edits: a quarter of the
+    cloud, at least 10 (all of a smaller one)."""
+    return min(n, max(10, -(-n // 4)))
+
+
 @dataclass(frozen=True, eq=False)
 class CloudFit:
     """Extraction on T as a monotone function of one cost measure, fitted to the cloud's N points, with the B
-    bootstrap refits (cloud rows resampled with replacement) behind its band."""
+    bootstrap refits (cloud rows resampled with replacement) behind its bands, and the residuals of the points
+    about the fit behind the spread of single random edits."""
 
     cost: str
     higher_is_better: bool
@@ -63,11 +81,41 @@ class CloudFit:
         cost_BxQ = np.broadcast_to(np.asarray(cost_Q, np.float64), (self.n_boot, np.shape(cost_Q)[-1]))
         return np.stack([np.interp(c_Q, *k) for c_Q, k in zip(cost_BxQ, self.boot_knots)])
 
-    def band(self, cost_Q) -> tuple[np.ndarray, np.ndarray]:
-        """Pointwise percentile interval (lo_Q, hi_Q) at `level` of the expected extraction (the mean curve,
-        not the spread of single random edits)."""
-        lo, hi = np.quantile(self.boot_predict(cost_Q), [(1 - self.level) / 2, (1 + self.level) / 2], axis=0)
+    @property
+    def residual_N(self) -> np.ndarray:
+        return self.y_N - self.predict(self.cost_N)
+
+    def local_residuals(self, cost: float) -> np.ndarray:
+        """Residuals of the `neighbours(N)` cloud points nearest to `cost` (K,): extraction counts spread less
+        where the edits leave few targets, so the spread is read locally."""
+        k = neighbours(self.cost_N.size)
+        near = np.argsort(np.abs(self.cost_N - cost), kind="stable")[:k]
+        return self.residual_N[near]
+
+    def null_diffs(self, cost_Q, n_rows: int, rng: np.random.Generator) -> np.ndarray:
+        """(B, Q) draws of `y - curve(cost)` for the mean of `n_rows` random edits of each cost: the refit's
+        deviation from the curve plus the mean of n_rows local residuals drawn with replacement."""
+        cost_Q = np.atleast_1d(np.asarray(cost_Q, np.float64))
+        refit_BxQ = self.boot_predict(cost_Q) - self.predict(cost_Q)
+        for q, c in enumerate(cost_Q):
+            res_K = self.local_residuals(c)
+            refit_BxQ[:, q] += res_K[rng.integers(0, res_K.size, (self.n_boot, n_rows))].mean(axis=1)
+        return refit_BxQ
+
+    def _quantiles(self, x_BxQ: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = np.quantile(x_BxQ, [(1 - self.level) / 2, (1 + self.level) / 2], axis=0)
         return lo, hi
+
+    def band(self, cost_Q) -> tuple[np.ndarray, np.ndarray]:
+        """Pointwise prediction band (lo_Q, hi_Q) at `level`: where single random edits of each cost land (the
+        curve's bootstrap refits plus local residuals; one fixed stream, so the same fit gives the same band)."""
+        cost_Q = np.atleast_1d(np.asarray(cost_Q, np.float64))
+        return self._quantiles(self.null_diffs(cost_Q, 1, _rng(self.seed, "band", self.cost)) + self.predict(cost_Q))
+
+    def mean_band(self, cost_Q) -> tuple[np.ndarray, np.ndarray]:
+        """Pointwise percentile interval (lo_Q, hi_Q) at `level` of the expected extraction: the mean curve's
+        confidence band, far narrower than the spread of single random edits."""
+        return self._quantiles(self.boot_predict(cost_Q))
 
 
 def _need(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -108,14 +156,17 @@ def fit_clouds(cloud: pd.DataFrame, costs: Sequence[str], *, y: str = "y", highe
 
 def curve_table(fits: dict[str, CloudFit], n_points: int = 101) -> pd.DataFrame:
     """One row per (cost measure, query cost): `n_points` costs evenly over the cloud's range, the fitted
-    expected extraction and its band (lo, hi), with the band's level and number of resamples."""
+    expected extraction, the prediction band of single random edits (lo, hi) and the mean curve's confidence
+    band (mean_lo, mean_hi), with the bands' level and number of resamples."""
     check_int("n_points", n_points, lo=2)
     parts = []
     for cost, fit in fits.items():
         cost_Q = np.linspace(*fit.cost_range, n_points)
         lo_Q, hi_Q = fit.band(cost_Q)
+        mean_lo_Q, mean_hi_Q = fit.mean_band(cost_Q)
         parts.append(pd.DataFrame({"cost_measure": cost, "cost": cost_Q, "fit": fit.predict(cost_Q), "lo": lo_Q,
-                                   "hi": hi_Q, "level": fit.level, "n_boot": fit.n_boot}))
+                                   "hi": hi_Q, "mean_lo": mean_lo_Q, "mean_hi": mean_hi_Q, "level": fit.level,
+                                   "n_boot": fit.n_boot}))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -132,15 +183,20 @@ def _one(fit: CloudFit, cost_R: np.ndarray, y_R: np.ndarray, rng: np.random.Gene
            "cloud_cost_above": np.nan, "verdict": OUTSIDE}
     if not c_min <= c <= c_max:
         return row  # the curve is clipped beyond the cloud: a number there would be an extrapolation
-    # each bootstrap refit b meets its own resample of the intervention's rows (a no-op when R == 1)
+    cloud_y = float(fit.predict([c])[0])
+    d = v - cloud_y
+    # the null: R random edits of this cost. [diff_lo, diff_hi] = d minus that null's central interval, so the
+    # verdict is "better" exactly when d lies below the interval, "worse" when above it.
+    q_lo, q_hi = np.quantile(fit.null_diffs([c], cost_R.size, rng)[:, 0], [(1 - fit.level) / 2, (1 + fit.level) / 2])
+    lo, hi = d - q_hi, d - q_lo
+    # against the mean curve alone: each refit b meets its own resample of the intervention's rows
     rows_BxR = rng.integers(0, cost_R.size, (fit.n_boot, cost_R.size))
     cloud_B = fit.boot_predict(cost_R[rows_BxR].mean(axis=1)[:, None])[:, 0]
-    diff_B = y_R[rows_BxR].mean(axis=1) - cloud_B
-    lo, hi = np.quantile(diff_B, [(1 - fit.level) / 2, (1 + fit.level) / 2])
-    cloud_y = float(fit.predict([c])[0])
+    m_lo, m_hi = np.quantile(y_R[rows_BxR].mean(axis=1) - cloud_B, [(1 - fit.level) / 2, (1 + fit.level) / 2])
     # between cloud costs the curve is a straight line the cloud does not test: say how wide that gap is
     below, above = fit.cost_N[fit.cost_N <= c].max(), fit.cost_N[fit.cost_N >= c].min()
-    row.update(cloud_y=cloud_y, diff=v - cloud_y, diff_lo=float(lo), diff_hi=float(hi), verdict=_verdict(lo, hi),
+    row.update(cloud_y=cloud_y, diff=d, diff_lo=float(lo), diff_hi=float(hi), verdict=_verdict(lo, hi),
+               diff_vs_mean_lo=float(m_lo), diff_vs_mean_hi=float(m_hi), verdict_vs_mean=_verdict(m_lo, m_hi),
                cloud_cost_below=float(below), cloud_cost_above=float(above))
     return row
 
@@ -148,10 +204,12 @@ def _one(fit: CloudFit, cost_R: np.ndarray, y_R: np.ndarray, rng: np.random.Gene
 def verdict_table(fits: dict[str, CloudFit], interventions: pd.DataFrame, *, y: str = "y", method: str = "method",
                   condition: str = "condition") -> pd.DataFrame:
     """One row per (method, condition, cost measure): the intervention's mean cost and mean extraction over
-    its n_rows rows, the cloud's expected extraction at that cost (`cloud_y`), `diff = y - cloud_y` with its
-    percentile interval [diff_lo, diff_hi] at the fits' level, and the verdict: 'better' (interval below 0:
-    fewer targets extracted than random edits of the same cost), 'worse' (above 0), 'indistinguishable',
-    'outside the cloud' (its cost lies beyond the cloud's range; no numbers), or 'cost not measured'.
+    its n_rows rows, the cloud's expected extraction at that cost (`cloud_y`), `diff = y - cloud_y`, the
+    interval [diff_lo, diff_hi] = diff minus the central interval (at the fits' level) of what n_rows random
+    edits of that cost would give, and the verdict: 'better' (diff_hi < 0: fewer targets extracted than random
+    edits of the same cost extract), 'worse' (diff_lo > 0), 'indistinguishable', 'outside the cloud' (its cost
+    lies beyond the cloud's range; no numbers), or 'cost not measured'. Beside them, against the mean curve
+    only: diff_vs_mean_lo/hi (the intervention's rows and the curve resampled) and verdict_vs_mean.
     cloud_cost_below/above are the nearest cloud costs on either side: the band is a bootstrap of the fit at
     the cloud's own costs and a straight line between them, so it is trustworthy only where that gap is small."""
     _need(interventions, [method, condition, y, *fits], "the interventions table")
@@ -176,8 +234,11 @@ def draw_pareto_panel(ax, cost: str, curve: pd.DataFrame, cloud_cost, cloud_y, p
     empty), the cloud's points, and `points` {method: (cost values, extraction values)}, one marker each."""
     if len(curve):
         level, n_boot = float(curve["level"].iloc[0]), int(curve["n_boot"].iloc[0])
-        ax.fill_between(curve["cost"], curve["lo"], curve["hi"], color="C0", alpha=0.25, lw=0,
-                        label=f"{level:.0%} bootstrap band of the fit ({n_boot} resamples)")
+        ax.fill_between(curve["cost"], curve["lo"], curve["hi"], color="C0", alpha=0.18, lw=0,
+                        label=f"{level:.0%} band of single random edits ({n_boot} resamples)")
+        if "mean_lo" in curve:
+            ax.fill_between(curve["cost"], curve["mean_lo"], curve["mean_hi"], color="C0", alpha=0.35, lw=0,
+                            label=f"{level:.0%} band of the mean curve")
     ax.scatter(cloud_cost, cloud_y, s=10, color="0.55", alpha=0.7, lw=0, label="random edits (cloud)")
     if len(curve):
         ax.plot(curve["cost"], curve["fit"], color="C0", lw=1.6, label="monotone fit (isotonic)")

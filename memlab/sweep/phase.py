@@ -103,14 +103,14 @@ def observed_transition(group: pd.DataFrame, n_boot: int = 2000, seed: int = 0) 
     # largest (ends at the smallest) size: the transition is known only to lie beyond it.
     lo_v = float(x_S[-1]) if lo == math.inf else _finite_or_none(lo)
     hi_v = float(x_S[0]) if hi == -math.inf else _finite_or_none(hi)
-    boot_iv, interval_from = [lo_v, hi_v], "bootstrap"
+    boot_iv, open_, interval_from = [lo_v, hi_v], [lo == -math.inf, hi == math.inf], "bootstrap"
     step = grid_step(x_S, mean_S) if where == "inside the grid" else None
-    if step is not None:
-        lo_v = step[0] if lo_v is None else min(lo_v, step[0])
-        hi_v = step[1] if hi_v is None else max(hi_v, step[1])
+    if step is not None:  # the union of the bootstrap interval and the step (a side the bootstrap left open stays open)
+        lo_v = None if open_[0] else min(lo_v, step[0])
+        hi_v = None if open_[1] else max(hi_v, step[1])
         interval_from = "grid step"
     out.update(m_over_n=_finite_or_none(point), interval=[lo_v, hi_v],
-               interval_open=[lo == -math.inf, hi == math.inf], bracket=list(bracket(x_S, mean_S)), where=where,
+               interval_open=open_, bracket=list(bracket(x_S, mean_S)), where=where,
                boot_not_crossing=float(np.mean(~np.isfinite(boot))), interval_from=interval_from,
                bootstrap_interval=boot_iv)
     return out
@@ -120,8 +120,9 @@ def grid_step(x_S: np.ndarray, mean_S: np.ndarray) -> tuple[float, float] | None
     """The grid step [x_{i-1}, x_i] around the crossing when the curve jumps across it from below LOW to at
     least HIGH, else None. Then no size lies on the rise: the interpolated 0.5 point is only the straight line
     between two ratios far from 0.5, and the bootstrap (seed and sample noise of those two ratios) cannot see
-    that, so its interval would look precise. The transition is known only to lie in this step, and the
-    step becomes the interval (`interval_from` = "grid step"; the bootstrap's stays in `bootstrap_interval`)."""
+    that, so its interval would look precise. The transition is known only to lie in this step: the reported
+    interval is the union of the step and the bootstrap's interval (`interval_from` = "grid step"; the
+    bootstrap's alone stays in `bootstrap_interval`)."""
     above = np.nonzero(mean_S >= LEVEL)[0]
     if not len(above) or above[0] == 0:
         return None

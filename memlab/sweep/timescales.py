@@ -236,7 +236,8 @@ def fit_series(records: list[dict[str, Any]], conf: float = 0.95) -> list[dict[s
         cells = [r for r in records if r["series"] == key]
         crossed = [r for r in cells if r["status"] == CROSSED]
         fit = fit_power_law([r["n_train"] for r in crossed], [r["t_mem"] for r in crossed], conf)
-        gen = [r for r in cells if r.get("t_gen_median_t") is not None]
+        # a median of 0 (most levels at their minimum from the first checkpoint on) has no logarithm: left out
+        gen = [r for r in cells if (r.get("t_gen_median_t") or 0) > 0]
         gen_fit = fit_power_law([r["n_train"] for r in gen], [r["t_gen_median_t"] for r in gen], conf)
         out.append({"series": key, "n_values": sorted({r["n_train"] for r in cells}), **fit,
                     "t_gen_median_t_fit": gen_fit,

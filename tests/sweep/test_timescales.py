@@ -12,7 +12,7 @@ from memlab.cli import main
 from memlab.sweep.runner import run_sweep
 from memlab.sweep.spec import parse_spec
 from memlab.sweep.timescales import (BEFORE, CROSSED, NEVER, crossing_step, fit_power_law,
-                                     generalization_step, per_level_generalization, seed_bootstrap)
+                                     fit_series, generalization_step, per_level_generalization, seed_bootstrap)
 from sweep_standin import STANDINS
 from tests.cli.malformed_fixtures import listing
 
@@ -73,6 +73,12 @@ def test_per_level_generalization_censors_levels_still_falling():
     assert med is None and levels[0]["t"] is None
     _, med = per_level_generalization(steps, np.stack([loss_CxT[:, 0]] * 2 + [loss_CxT[:, 2]], 1), None, 0.0)
     assert med == 10.0
+    flat = np.ones((4, 3))  # every level at its minimum from step 0: median 0, which the fit leaves out
+    assert per_level_generalization(steps, flat, None)[1] == 0.0
+    cells = [{"series": "s", "n_train": n, "status": CROSSED, "t_mem": 10.0 * n, "t_mem_bracket": [0, 1],
+              "cell_id": str(n), "t_gen_median_t": g} for n, g in ((10, 0.0), (20, 30.0), (40, 30.0))]
+    (fit,) = fit_series(cells)
+    assert fit["t_gen_median_t_fit"]["n_points"] == 2 and fit["t_gen_median_t_fit"]["exponent"] == pytest.approx(0.0)
 
 
 def test_seed_bootstrap_covers_the_seed_spread_and_opens_when_seeds_do_not_cross():
