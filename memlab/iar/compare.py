@@ -144,10 +144,10 @@ def cost_direction(cloud: pd.DataFrame, cost: str) -> float:
     return float(spearmanr(strength, cloud[cost], nan_policy="omit").statistic)
 
 
-def verdicts_and_figure(table: pd.DataFrame, base, cfg: YardstickConfig, out: RunDir) -> dict:
-    """Verdicts at matched cost of every non-random row of `table` against its random rows (the cloud), in
-    out/verdicts.csv, curves.csv and pareto.png; -> the verdict records and counts. Rows with a `condition`
-    keep it (a mitigation's run); edit rows are named by k and factor."""
+def matched_cost_verdicts(table: pd.DataFrame, n_boot: int, seed: int):
+    """(verdicts, fits, the non-random rows as scored) of every non-random row of a yardstick table against
+    its random rows (the cloud). Rows with a `condition` keep it (a mitigation's run); edit rows are named by
+    k and factor. A cost that falls as edits grow gets NOT_A_COST rows instead of a fit."""
     frame = table.rename(columns={"T_extracted": "y"})
     named = [f"k={k:g}%, factor {f:g}" for k, f in zip(frame["k"], frame["factor"])]
     given = frame["condition"] if "condition" in frame else pd.Series([None] * len(frame), index=frame.index)
@@ -156,13 +156,20 @@ def verdicts_and_figure(table: pd.DataFrame, base, cfg: YardstickConfig, out: Ru
     measured = [c for c in COSTS if table[c].notna().any()]
     direction = {c: cost_direction(cloud, c) for c in measured}
     costs = [c for c in measured if direction[c] > 0]
-    fits = fit_clouds(cloud, costs, n_boot=cfg.n_boot, seed=cfg.seed) if costs else {}
+    fits = fit_clouds(cloud, costs, n_boot=n_boot, seed=seed) if costs else {}
     verdicts = verdict_table(fits, methods) if fits else pd.DataFrame()
     falling = [{"method": m, "condition": c, "cost_measure": cost, "diff": float("nan"), "diff_lo": float("nan"),
                 "diff_hi": float("nan"), "verdict": NOT_A_COST, "cost_rank_correlation": direction[cost]}
                for cost in measured if cost not in costs for m, c in zip(methods["method"], methods["condition"])]
     verdicts = pd.concat([verdicts.assign(cost_rank_correlation=verdicts["cost_measure"].map(direction))
                           if len(verdicts) else verdicts, pd.DataFrame(falling)], ignore_index=True)
+    return verdicts, fits, methods
+
+
+def verdicts_and_figure(table: pd.DataFrame, base, cfg: YardstickConfig, out: RunDir) -> dict:
+    """Verdicts at matched cost (matched_cost_verdicts) in out/verdicts.csv, curves.csv and pareto.png; -> the
+    verdict records and counts."""
+    verdicts, fits, methods = matched_cost_verdicts(table, cfg.n_boot, cfg.seed)
     write_text(out.path / "verdicts.csv", verdicts.to_csv(index=False))
     write_text(out.path / "curves.csv", (curve_table(fits) if fits else pd.DataFrame()).to_csv(index=False))
     if fits:

@@ -1,0 +1,188 @@
+"""Recompute the stored matched-cost verdicts of docs/results with memlab's current verdicts (calibrated against
+single random edits: memlab.iar.verdict), from the stored yardstick tables, without re-running any model:
+
+    .venv/bin/python docs/results/reverdict.py
+
+- yardstick_8x8/B-RUN.csv holds every row of both stages (the UnitMem edits and the random cloud):
+  B-RUN_{memorized,final}_verdicts.csv are recomputed from it;
+- leaderboard_8x8/B-RUN-STAGE_del_verdicts.csv: every localizer's edit (cost and extraction per cost measure) is
+  scored against the cloud of yardstick_8x8/B-RUN.csv at that stage (the same base run, stage and cloud: the
+  UnitMem rows of both files agree to the last digit, which this script checks); the verdict counts of
+  B-RUN-STAGE.csv are recounted;
+- yardstick_A/A-RUN.csv (one stage, final) the same; leaderboard_A's final stage against yardstick_A's s0 cloud
+  (checked the same way); its memorized stage has no stored cloud and is left as it was (said in the output);
+- mitigations_8x8/all/RUN_mitigations.csv: the remedies and edits against the final-stage cloud of
+  yardstick_8x8/B-RUN.csv (checked), written to RUN_verdicts.csv;
+- then yardstick_8x8/{conditions,summary}.csv and mitigations_8x8/{summary,verdict_counts}.csv take the new
+  verdicts (their other columns are unchanged; figures are not redrawn).
+
+Every recomputed file keeps the old verdict beside the new one (`verdict_vs_mean`: against the mean curve only,
+what the verdicts were before; for single-row interventions it equals the old verdict exactly, which this
+script asserts)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from memlab.iar.compare import matched_cost_verdicts
+
+D = Path(__file__).resolve().parent
+N_BOOT, SEED = 1000, 0  # the YardstickConfig defaults every stored run used
+
+
+def rescore(cloud: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    return matched_cost_verdicts(pd.concat([cloud, rows], ignore_index=True), N_BOOT, SEED)[0]
+
+
+def check_old(old: pd.DataFrame, new: pd.DataFrame, what: str) -> None:
+    """The new file's verdict_vs_mean must be the old verdict wherever the old one was computed on one row."""
+    key = ["method", "condition", "cost_measure"]
+    if "verdict_vs_mean" in old:  # already recomputed once (the script is idempotent): its mean-curve verdict
+        old = old.assign(verdict=old["verdict_vs_mean"].fillna(old["verdict"]))
+    m = old[[*key, "n_rows", "verdict"]].merge(new, on=key, suffixes=("_old", ""))
+    one = m[(m["n_rows_old"] == 1) & m["verdict_vs_mean"].notna()]
+    bad = one[one["verdict_old"] != one["verdict_vs_mean"]]
+    assert len(m) == len(old) and not len(bad), f"{what}: {len(bad)} rows differ from the stored verdicts"
+
+
+def rows_from_verdicts(v: pd.DataFrame) -> pd.DataFrame:
+    """The interventions of a stored verdict file as yardstick rows: one per (method, condition), its
+    extraction and its cost per measure (every stored intervention is a single row)."""
+    v = v[v["n_rows"] == 1]
+    wide = v.pivot(index=["method", "condition"], columns="cost_measure", values="cost").reset_index()
+    y = v.groupby(["method", "condition"])["y"].first().rename("T_extracted").reset_index()
+    return wide.merge(y, on=["method", "condition"]).assign(k=np.nan, factor=np.nan)
+
+
+def same_cloud(cloud: pd.DataFrame, stored: pd.DataFrame, against: pd.DataFrame, what: str) -> None:
+    """UnitMem's rows of `stored` (a leaderboard or mitigations verdict file) and of `against` (the yardstick's)
+    must have the same costs and cloud values: then both were scored against this cloud."""
+    key = ["condition", "cost_measure"]
+    a = stored[stored["method"] == "unitmem"].set_index(key)[["cost", "cloud_y"]]
+    b = against[against["method"] == "unitmem"].set_index(key)[["cost", "cloud_y"]]
+    both = a.join(b.add_suffix("_y"), how="inner").dropna()
+    assert len(both) and np.allclose(both["cost"], both["cost_y"]) and np.allclose(both["cloud_y"], both["cloud_y_y"]), \
+        f"{what}: not the yardstick's cloud"
+
+
+def recount(board: pd.DataFrame, v: pd.DataFrame) -> pd.DataFrame:
+    """The del_<cost>_<verdict> counts of a leaderboard table from its verdicts."""
+    board = board.copy()
+    for col in [c for c in board.columns if c.startswith("del_") and c.rsplit("_", 1)[-1] in
+                ("better", "worse", "indistinguishable")]:
+        board[col] = 0
+    for (method, cost, verdict), n in v.groupby(["method", "cost_measure", "verdict"]).size().items():
+        col = f"del_{cost.removeprefix('cost_')}_{verdict}"
+        if col in board.columns and method in board.index:
+            board.loc[method, col] = n
+    return board
+
+
+def _counts(v: pd.DataFrame, cost: str) -> str:
+    c = v[v["cost_measure"] == cost]["verdict"].value_counts().sort_index()
+    return "; ".join(f"{n} {w}" for w, n in c.items())
+
+
+def update_yardstick_summaries() -> None:
+    """yardstick_8x8/conditions.csv (verdict_* and diff_* per condition) and summary.csv (verdicts_* counts)."""
+    cond_p, summ_p = D / "yardstick_8x8" / "conditions.csv", D / "yardstick_8x8" / "summary.csv"
+    cond, summ = pd.read_csv(cond_p), pd.read_csv(summ_p)
+    for i, r in summ.iterrows():
+        v = pd.read_csv(D / "yardstick_8x8" / f"{r['run']}_{r['stage']}_verdicts.csv")
+        for col in [c for c in summ.columns if c.startswith("verdicts_")]:
+            summ.loc[i, col] = _counts(v, "cost_" + col.removeprefix("verdicts_"))
+        here = (cond["run"] == r["run"]) & (cond["stage"] == r["stage"])
+        for col in [c for c in cond.columns if c.startswith(("verdict_", "diff_"))]:
+            what, cost = col.split("_", 1)
+            by = v[v["cost_measure"] == f"cost_{cost}"].set_index("condition")[what]
+            cond.loc[here, col] = cond.loc[here, "condition"].map(by)
+    cond.to_csv(cond_p, index=False, float_format="%.4g")
+    summ.to_csv(summ_p, index=False, float_format="%.4g")
+
+
+def update_mitigations_summary() -> None:
+    """mitigations_8x8/summary.csv's verdict_* columns and verdict_counts.csv from the recomputed verdicts (the
+    UnitMem row from the mitigations' own verdicts, integrated gradients' from the leaderboard's, as
+    summarize.py takes them)."""
+    here = D / "mitigations_8x8"
+    summ = pd.read_csv(here / "summary.csv")
+    for i, r in summ.iterrows():
+        if r["kind"] == "unedited":
+            continue
+        if r["kind"] == "unit edit (leaderboard)":
+            v = pd.read_csv(D / "leaderboard_8x8" / f"B-{r['run']}-final_del_verdicts.csv")
+        else:
+            v = pd.read_csv(here / "all" / f"{r['run']}_verdicts.csv")
+        method, _, cond = r["method"].partition(" ")
+        v = v[(v["method"] == method) & ((v["condition"] == cond) if cond else True)]
+        for c, w in zip(v["cost_measure"], v["verdict"]):
+            summ.loc[i, f"verdict_{c[5:]}"] = w
+    summ.to_csv(here / "summary.csv", index=False)
+    verdict_cols = [c for c in summ.columns if c.startswith("verdict_")]
+    counts = (summ[summ["kind"] != "unedited"].melt(id_vars=["method"], value_vars=verdict_cols, var_name="cost",
+                                                    value_name="verdict")
+              .groupby(["method", "cost", "verdict"]).size().unstack(fill_value=0))
+    counts.to_csv(here / "verdict_counts.csv")
+
+
+def main() -> None:
+    notes = []
+    for arch in ("next-scale", "raster"):
+        for s in ("s0", "s1"):
+            run = f"B-{arch}-{s}"
+            table = pd.read_csv(D / "yardstick_8x8" / f"{run}.csv")
+            for stage in ("memorized", "final"):
+                rows = table[table["stage"] == stage]
+                path = D / "yardstick_8x8" / f"{run}_{stage}_verdicts.csv"
+                new = matched_cost_verdicts(rows, N_BOOT, SEED)[0]
+                check_old(pd.read_csv(path), new, path.name)
+                new.to_csv(path, index=False)
+                cloud = rows[rows["method"] == "random"]
+                board_v = D / "leaderboard_8x8" / f"{run}-{stage}_del_verdicts.csv"
+                if board_v.is_file():
+                    old = pd.read_csv(board_v)
+                    same_cloud(cloud, old, new, board_v.name)
+                    lv = rescore(cloud, rows_from_verdicts(old))
+                    check_old(old, lv, board_v.name)
+                    lv.to_csv(board_v, index=False)
+                    board_p = D / "leaderboard_8x8" / f"{run}-{stage}.csv"
+                    recount(pd.read_csv(board_p).set_index("method"), lv).reset_index().to_csv(board_p, index=False)
+                mit = D / "mitigations_8x8" / "all" / f"{arch}-{s}_mitigations.csv"
+                if stage == "final" and mit.is_file():
+                    mrows = pd.read_csv(mit)
+                    mrows = mrows[mrows["method"] != "unedited"]
+                    mv_path = D / "mitigations_8x8" / "all" / f"{arch}-{s}_verdicts.csv"
+                    old = pd.read_csv(mv_path)
+                    same_cloud(cloud, old, new, mv_path.name)
+                    mv = rescore(cloud, mrows.drop(columns=["stage"], errors="ignore"))
+                    check_old(old, mv, mv_path.name)
+                    mv.to_csv(mv_path, index=False)
+    for arch in ("next-scale", "raster"):
+        for s in ("s0", "s1"):
+            table = pd.read_csv(D / "yardstick_A" / f"A-{arch}-{s}.csv")
+            path = D / "yardstick_A" / f"A-{arch}-{s}_verdicts.csv"
+            new = matched_cost_verdicts(table, N_BOOT, SEED)[0]
+            check_old(pd.read_csv(path), new, path.name)
+            new.to_csv(path, index=False)
+            if s == "s0":
+                cloud = table[table["method"] == "random"]
+                board_v = D / "leaderboard_A" / f"A-{arch}-final_del_verdicts.csv"
+                old = pd.read_csv(board_v)
+                same_cloud(cloud, old, new, board_v.name)
+                lv = rescore(cloud, rows_from_verdicts(old))
+                check_old(old, lv, board_v.name)
+                lv.to_csv(board_v, index=False)
+                board_p = D / "leaderboard_A" / f"A-{arch}-final.csv"
+                recount(pd.read_csv(board_p).set_index("method"), lv).reset_index().to_csv(board_p, index=False)
+                notes.append(f"leaderboard_A/A-{arch}-memorized: no stored cloud, verdicts left as computed before")
+    update_yardstick_summaries()
+    update_mitigations_summary()
+    print("\n".join(notes) or "all recomputed", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
