@@ -35,6 +35,9 @@ class LossTable:
     pmem_PxGxNxT: np.ndarray  # P permutations (nested subsets), G sizes
     perms_PxN: np.ndarray
     draws_P: np.ndarray  # noise draws per training point behind each permutation's estimate
+    # theta_star's loss on each permutation's own draws (pooled with draws_P it is star_NxT): the partner of
+    # that permutation's pmem losses under common random numbers, for a bootstrap over permutations
+    star_PxNxT: np.ndarray | None = None
 
     @property
     def psi_T(self) -> np.ndarray:
@@ -108,7 +111,8 @@ def _losses_at_t(key, t_index, t_T, points_NxD, idx_PxGxL, valid_GxL, star, draw
                  last_prefix_is_all: bool = False, unroll=1):
     """Every loss at one noise level in one program: the noise draws, then per permutation and per chunk of
     its queries the logits (once), theta_mem, theta_star and the prefix losses. Returns the mean over draws
-    of theta_mem (N), theta_star (N) and theta_pmem per permutation (P x G x N); x0 units.
+    of theta_mem (N), theta_star (N), theta_pmem per permutation (P x G x N) and theta_star on each
+    permutation's own draws (P x N); x0 units.
     Draw r of point i goes to permutation r mod P, as in `draws_per_permutation`. t_T: the time grid,
     t_index: the level (it also seeds the draws). last_prefix_is_all: the largest M is N, so theta_mem's loss
     is the last prefix's (no separate softmax over all N points)."""
@@ -151,7 +155,8 @@ def _losses_at_t(key, t_index, t_T, points_NxD, idx_PxGxL, valid_GxL, star, draw
     mem_N = jnp.einsum("pnr,pr->n", mem_PxNxR, w_PxR) / draws
     star_N = jnp.einsum("pnr,pr->n", star_PxNxR, w_PxR) / draws
     pmem_PxGxN = jnp.einsum("pgnr,pr->pgn", pmem_PxGxNxR, w_PxR) / jnp.sum(w_PxR, axis=1)[:, None, None]
-    return mem_N, star_N, pmem_PxGxN
+    star_PxN = jnp.einsum("pnr,pr->pn", star_PxNxR, w_PxR) / jnp.sum(w_PxR, axis=1)[:, None]
+    return mem_N, star_N, pmem_PxGxN, star_PxN
 
 
 def level_workers() -> int:
@@ -213,11 +218,14 @@ def monte_carlo_losses(dataset, t_T: np.ndarray, m_G: np.ndarray, draws: int, re
         return _losses_at_t(key, ti, t_T_dev, points, idx_PxGxL, valid, star, draws, chunk, last_is_all)
 
     mem, star_, pmem = np.zeros((N, T)), np.zeros((N, T)), np.zeros((repeats, len(m_G), N, T))
-    for ti, (m_N, s_N, p_PxGxN) in enumerate(_run_levels(level, T, level_workers() if workers is None else workers)):
+    star_p = np.zeros((repeats, N, T))
+    for ti, (m_N, s_N, p_PxGxN, s_PxN) in enumerate(_run_levels(level, T, level_workers() if workers is None else workers)):
         mem[:, ti], star_[:, ti], pmem[..., ti] = np.asarray(m_N), np.asarray(s_N), np.asarray(p_PxGxN)
+        star_p[..., ti] = np.asarray(s_PxN)
         if progress is not None:
             progress(ti + 1, T)
-    return LossTable(np.asarray(t_T), np.asarray(m_G), mem, star_, pmem, perms, draws_per_permutation(draws, repeats))
+    return LossTable(np.asarray(t_T), np.asarray(m_G), mem, star_, pmem, perms, draws_per_permutation(draws, repeats),
+                     star_p)
 
 
 def permutations(n: int, repeats: int, seed: int) -> np.ndarray:
