@@ -13,6 +13,8 @@ single random edits: memlab.iar.verdict), from the stored yardstick tables, with
   (checked the same way); its memorized stage has no stored cloud and is left as it was (said in the output);
 - mitigations_8x8/all/RUN_mitigations.csv: the remedies and edits against the final-stage cloud of
   yardstick_8x8/B-RUN.csv (checked), written to RUN_verdicts.csv;
+- the side experiments' verdict files under mitigations_8x8/ (cartography, memsinks, merge) against the cloud of
+  their base run's stage (found by its cost range), and yardstick_demo{,_wide}_verdicts.csv from their tables;
 - then yardstick_8x8/{conditions,summary}.csv and mitigations_8x8/{summary,verdict_counts}.csv take the new
   verdicts (their other columns are unchanged; figures are not redrawn).
 
@@ -129,6 +131,38 @@ def update_mitigations_summary() -> None:
     counts.to_csv(here / "verdict_counts.csv")
 
 
+def _stage_cloud(table: pd.DataFrame, stored: pd.DataFrame, what: str) -> pd.DataFrame:
+    """The stage of the yardstick table whose cloud a stored verdict file was scored against: its sample-NLL
+    cost range (cloud_cost_min/max) is the cloud's own."""
+    row = stored[(stored["cost_measure"] == "cost_sample_nll") & stored["cloud_cost_min"].notna()].iloc[0]
+    for stage in table["stage"].unique():
+        cloud = table[(table["stage"] == stage) & (table["method"] == "random")]
+        if np.allclose([cloud["cost_sample_nll"].min(), cloud["cost_sample_nll"].max()],
+                       [row["cloud_cost_min"], row["cloud_cost_max"]]):
+            return cloud
+    raise AssertionError(f"{what}: no stage of the yardstick has this cloud")
+
+
+def side_experiments() -> None:
+    """The single-row verdict files of the mitigation side experiments (cartography reweighting, MemSinks'
+    half-width control, the merge/prune/dedup monitor) against their base run's cloud; the demo yardsticks
+    from their own tables."""
+    for path in sorted((D / "mitigations_8x8").glob("*/*verdicts*.csv")):
+        if path.parent.name == "all":
+            continue
+        run = next(r for r in ("next-scale-s0", "next-scale-s1", "raster-s0", "raster-s1") if r in path.name)
+        old = pd.read_csv(path)
+        cloud = _stage_cloud(pd.read_csv(D / "yardstick_8x8" / f"B-{run}.csv"), old, path.name)
+        new = rescore(cloud, rows_from_verdicts(old))
+        check_old(old, new, path.name)
+        new.to_csv(path, index=False)
+    for name in ("yardstick_demo", "yardstick_demo_wide"):
+        path = D / f"{name}_verdicts.csv"
+        new = matched_cost_verdicts(pd.read_csv(D / f"{name}.csv"), N_BOOT, SEED)[0]
+        check_old(pd.read_csv(path), new, path.name)
+        new.to_csv(path, index=False)
+
+
 def main() -> None:
     notes = []
     for arch in ("next-scale", "raster"):
@@ -179,6 +213,7 @@ def main() -> None:
                 board_p = D / "leaderboard_A" / f"A-{arch}-final.csv"
                 recount(pd.read_csv(board_p).set_index("method"), lv).reset_index().to_csv(board_p, index=False)
                 notes.append(f"leaderboard_A/A-{arch}-memorized: no stored cloud, verdicts left as computed before")
+    side_experiments()
     update_yardstick_summaries()
     update_mitigations_summary()
     print("\n".join(notes) or "all recomputed", file=sys.stderr)
