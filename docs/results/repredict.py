@@ -111,7 +111,12 @@ def main(names: list[str]) -> None:
     if not names:
         log += extra_predictions()
     table = pd.DataFrame(log)
-    table.to_csv(D / "predicted_intervals.csv", index=False, float_format="%.4g")
+    out = D / "predicted_intervals.csv"
+    if out.is_file():  # a second run finds the new intervals stored: keep the first run's old ones
+        first = pd.read_csv(out).set_index(["file", "n_train"])["old_interval"]
+        keys = list(zip(table["file"], table["n_train"]))
+        table["old_interval"] = [first.get(k, o) for k, o in zip(keys, table["old_interval"])]
+    table.to_csv(out, index=False, float_format="%.4g")
     print(table.to_string(), file=sys.stderr)
 
 
