@@ -65,7 +65,26 @@ def _edits(model, n: int, pct: float, seed: int) -> list[ScaleUnits]:
             for e in range(n)]
 
 
-def bench_arch(arch: str, n_conditions: int, n_candidates: int, batch_size: int, repeats: int) -> dict:
+def sgemm_peak(n: int = 1024, repeats: int = 5) -> float:
+    """GFLOP per CPU second of a dense float32 n x n torch matmul in this process (fastest of `repeats`):
+    the ceiling of any evaluation made of matmuls on this core."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    return 2 * n**3 / min(_time(lambda: a @ b)[0] for _ in range(repeats)) / 1e9
+
+
+def counted_flops(fn) -> int:
+    """Matmul, convolution and attention FLOPs of fn() as torch's FlopCounterMode counts them (elementwise
+    work is not counted, so rates from this are lower bounds of the work done)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def bench_arch(arch: str, n_conditions: int, n_candidates: int, batch_size: int, repeats: int,
+               peak_gflops: float) -> dict:
     cfg = RunConfig(data=ImageDataConfig(), train=IARTrainConfig(arch=arch))
     torch.manual_seed(0)
     model = build_model(cfg, num_classes=4).eval()
@@ -91,14 +110,24 @@ def bench_arch(arch: str, n_conditions: int, n_candidates: int, batch_size: int,
     one_at_a_time(), stacked()  # warm-up
     times_one, times_batched, ref, out = _alternate(one_at_a_time, stacked, repeats)
     t_one, t_batched = min(times_one), min(times_batched)
+    flops = counted_flops(one_at_a_time)  # all E conditions; the batched path does the same matmuls
     return {"arch": arch, "candidates": n_candidates, "seq_len": model.seq_len, "prefix": prefix,
             "n_units": sum(s.weight.shape[0] for s in model.units().values()),
             "one_at_a_time_conditions_per_s": n_conditions / t_one,
             "batched_conditions_per_s": n_conditions / t_batched,
             "speedup": t_one / t_batched, "meets_5x_target": t_one / t_batched >= 5.0,
             "speedup_of_medians": statistics.median(times_one) / statistics.median(times_batched),
+            **_ceiling(flops / n_conditions, t_one / n_conditions, t_batched / n_conditions, peak_gflops),
             "tf_accuracy_equal": bool(np.array_equal(out[0], ref[0])),
             "continuation_tokens_equal_fraction": float((out[1] == ref[1]).float().mean())}
+
+
+def _ceiling(flops: float, s_one: float, s_batched: float, peak_gflops: float) -> dict:
+    """Counted GFLOP per CPU second of one condition each way, and the largest speed-up any batching could
+    give: the one-at-a-time time over the time of the same matmuls at the core's dense matmul peak (an upper
+    bound, since the count leaves out elementwise work)."""
+    return {"counted_gflop_per_condition": flops / 1e9, "one_at_a_time_gflops": flops / s_one / 1e9,
+            "batched_gflops": flops / s_batched / 1e9, "speedup_ceiling_at_sgemm_peak": s_one / (flops / (peak_gflops * 1e9))}
 
 
 def bench_yardstick(arch: str, n_conditions: int, batch_size: int, repeats: int, n_samples: int) -> dict:
@@ -141,12 +170,14 @@ def main() -> None:
     from machine import load_average, machine
 
     load_before = load_average()
-    rows = [bench_arch(a, args.conditions, c, args.batch_size, args.repeats)
+    peak = sgemm_peak()
+    rows = [bench_arch(a, args.conditions, c, args.batch_size, args.repeats, peak)
             for c in candidates for a in ("next-scale", "raster")]
     yard = [bench_yardstick(a, args.yardstick_conditions, args.batch_size, max(1, args.repeats // 2), args.n_samples)
             for a in ("next-scale", "raster")] if args.yardstick_conditions else []
     result = {"conditions": args.conditions, "candidates": candidates, "batch_size": args.batch_size,
-              "threads": args.threads, "repeats": args.repeats, "torch": torch.__version__, "results": rows,
+              "threads": args.threads, "repeats": args.repeats, "torch": torch.__version__,
+              "sgemm_peak_gflops_per_cpu_s": peak, "results": rows,
               "yardstick": yard, "machine": {**machine("torch"), "load_average_before": load_before}}
     write_json(args.out, result)
     for r in rows:
@@ -154,7 +185,9 @@ def main() -> None:
               f"{r['one_at_a_time_conditions_per_s']:7.1f} conditions/s, batched "
               f"{r['batched_conditions_per_s']:7.1f} conditions/s: {r['speedup']:.1f}x "
               f"(tf accuracy equal: {r['tf_accuracy_equal']}, continuation tokens equal: "
-              f"{100 * r['continuation_tokens_equal_fraction']:.1f}%)")
+              f"{100 * r['continuation_tokens_equal_fraction']:.1f}%); counted {r['one_at_a_time_gflops']:.1f} "
+              f"GFLOP/s one at a time against a {peak:.0f} GFLOP/s matmul peak: no batching can exceed "
+              f"{r['speedup_ceiling_at_sgemm_peak']:.1f}x")
     for r in yard:
         print(f"{r['arch']:>10}, whole yardstick conditions ({r['n_samples']} samples): one at a time "
               f"{r['one_at_a_time_conditions_per_s']:.2f}/s, stacked {r['stacked_conditions_per_s']:.2f}/s: "
