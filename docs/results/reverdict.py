@@ -84,6 +84,19 @@ def recount(board: pd.DataFrame, v: pd.DataFrame) -> pd.DataFrame:
     return board
 
 
+def rescore_board(stem: Path, cloud: pd.DataFrame, yardstick_verdicts: pd.DataFrame) -> None:
+    """A leaderboard's STEM_del_verdicts.csv against `cloud` (checked to be the one its yardstick used), and
+    the verdict counts of STEM.csv."""
+    path = stem.with_name(stem.name + "_del_verdicts.csv")
+    old = pd.read_csv(path)
+    same_cloud(cloud, old, yardstick_verdicts, path.name)
+    new = rescore(cloud, rows_from_verdicts(old))
+    check_old(old, new, path.name)
+    new.to_csv(path, index=False)
+    board = stem.with_name(stem.name + ".csv")
+    recount(pd.read_csv(board).set_index("method"), new).reset_index().to_csv(board, index=False)
+
+
 def _counts(v: pd.DataFrame, cost: str) -> str:
     c = v[v["cost_measure"] == cost]["verdict"].value_counts().sort_index()
     return "; ".join(f"{n} {w}" for w, n in c.items())
@@ -176,15 +189,8 @@ def main() -> None:
                 check_old(pd.read_csv(path), new, path.name)
                 new.to_csv(path, index=False)
                 cloud = rows[rows["method"] == "random"]
-                board_v = D / "leaderboard_8x8" / f"{run}-{stage}_del_verdicts.csv"
-                if board_v.is_file():
-                    old = pd.read_csv(board_v)
-                    same_cloud(cloud, old, new, board_v.name)
-                    lv = rescore(cloud, rows_from_verdicts(old))
-                    check_old(old, lv, board_v.name)
-                    lv.to_csv(board_v, index=False)
-                    board_p = D / "leaderboard_8x8" / f"{run}-{stage}.csv"
-                    recount(pd.read_csv(board_p).set_index("method"), lv).reset_index().to_csv(board_p, index=False)
+                if (D / "leaderboard_8x8" / f"{run}-{stage}_del_verdicts.csv").is_file():
+                    rescore_board(D / "leaderboard_8x8" / f"{run}-{stage}", cloud, new)
                 mit = D / "mitigations_8x8" / "all" / f"{arch}-{s}_mitigations.csv"
                 if stage == "final" and mit.is_file():
                     mrows = pd.read_csv(mit)
@@ -203,15 +209,7 @@ def main() -> None:
             check_old(pd.read_csv(path), new, path.name)
             new.to_csv(path, index=False)
             if s == "s0":
-                cloud = table[table["method"] == "random"]
-                board_v = D / "leaderboard_A" / f"A-{arch}-final_del_verdicts.csv"
-                old = pd.read_csv(board_v)
-                same_cloud(cloud, old, new, board_v.name)
-                lv = rescore(cloud, rows_from_verdicts(old))
-                check_old(old, lv, board_v.name)
-                lv.to_csv(board_v, index=False)
-                board_p = D / "leaderboard_A" / f"A-{arch}-final.csv"
-                recount(pd.read_csv(board_p).set_index("method"), lv).reset_index().to_csv(board_p, index=False)
+                rescore_board(D / "leaderboard_A" / f"A-{arch}-final", table[table["method"] == "random"], new)
                 notes.append(f"leaderboard_A/A-{arch}-memorized: no stored cloud, verdicts left as computed before")
     side_experiments()
     update_yardstick_summaries()
