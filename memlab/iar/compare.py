@@ -156,7 +156,8 @@ def matched_cost_verdicts(table: pd.DataFrame, n_boot: int, seed: int):
     measured = [c for c in COSTS if table[c].notna().any()]
     direction = {c: cost_direction(cloud, c) for c in measured}
     costs = [c for c in measured if direction[c] > 0]
-    fits = fit_clouds(cloud, costs, n_boot=n_boot, seed=seed) if costs else {}
+    y_max = float(table["T_n"].max()) if "T_n" in table and table["T_n"].notna().any() else None
+    fits = fit_clouds(cloud, costs, n_boot=n_boot, seed=seed, y_max=y_max) if costs else {}
     verdicts = verdict_table(fits, methods) if fits else pd.DataFrame()
     falling = [{"method": m, "condition": c, "cost_measure": cost, "diff": float("nan"), "diff_lo": float("nan"),
                 "diff_hi": float("nan"), "verdict": NOT_A_COST, "cost_rank_correlation": direction[cost]}

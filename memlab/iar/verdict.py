@@ -63,6 +63,7 @@ class CloudFit:
     boot_knots: tuple[tuple[np.ndarray, np.ndarray], ...]
     level: float
     seed: int
+    y_max: float | None = None  # the largest possible extraction (|T|), when known: draws are kept below it
 
     @property
     def n_boot(self) -> int:
@@ -93,14 +94,21 @@ class CloudFit:
         return self.residual_N[near]
 
     def null_diffs(self, cost_Q, n_rows: int, rng: np.random.Generator) -> np.ndarray:
-        """(B, Q) draws of `y - curve(cost)` for the mean of `n_rows` random edits of each cost: the refit's
-        deviation from the curve plus the mean of n_rows local residuals drawn with replacement."""
+        """(B, Q) draws of `y - curve(cost)` for the mean of `n_rows` random edits of each cost: the refit plus
+        one local residual per row (drawn with replacement), each edit's extraction kept within what is
+        possible (at or above 0, at most `y_max` when known), averaged over the rows, minus the curve."""
         cost_Q = np.atleast_1d(np.asarray(cost_Q, np.float64))
-        refit_BxQ = self.boot_predict(cost_Q) - self.predict(cost_Q)
+        floor = min(0.0, float(self.y_N.min()))
+        refit_BxQ, curve_Q = self.boot_predict(cost_Q), self.predict(cost_Q)
+        out_BxQ = np.empty_like(refit_BxQ)
         for q, c in enumerate(cost_Q):
             res_K = self.local_residuals(c)
-            refit_BxQ[:, q] += res_K[rng.integers(0, res_K.size, (self.n_boot, n_rows))].mean(axis=1)
-        return refit_BxQ
+            one_BxR = refit_BxQ[:, q:q + 1] + res_K[rng.integers(0, res_K.size, (self.n_boot, n_rows))]
+            one_BxR = np.maximum(one_BxR, floor)
+            if self.y_max is not None:
+                one_BxR = np.minimum(one_BxR, max(self.y_max, float(self.y_N.max())))
+            out_BxQ[:, q] = one_BxR.mean(axis=1) - curve_Q[q]
+        return out_BxQ
 
     def _quantiles(self, x_BxQ: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         lo, hi = np.quantile(x_BxQ, [(1 - self.level) / 2, (1 + self.level) / 2], axis=0)
@@ -130,9 +138,11 @@ def _rng(seed: int, *keys: str) -> np.random.Generator:
 
 
 def fit_clouds(cloud: pd.DataFrame, costs: Sequence[str], *, y: str = "y", higher_is_better: Collection[str] = (),
-               n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict[str, CloudFit]:
+               n_boot: int = 1000, level: float = 0.95, seed: int = 0, y_max: float | None = None
+               ) -> dict[str, CloudFit]:
     """{cost: CloudFit} for each cost column of the random-edit cloud (rows with NaN in y or that cost are left
-    out of that cost's fit). Same seed, same fits."""
+    out of that cost's fit). `y_max`: the largest possible extraction (the size of T), if known. Same seed,
+    same fits."""
     check_int("n_boot", n_boot, lo=1)
     check_float("level", level, 0.0, 1.0, lo_open=True, hi_open=True)
     check_int("seed", seed, lo=0)
@@ -150,7 +160,8 @@ def fit_clouds(cloud: pd.DataFrame, costs: Sequence[str], *, y: str = "y", highe
         increasing = cost in higher_is_better
         rows_BxN = _rng(seed, "cloud", cost).integers(0, cost_N.size, (n_boot, cost_N.size))
         boot = tuple(_knots(cost_N[i], y_N[i], increasing) for i in rows_BxN)
-        fits[cost] = CloudFit(cost, increasing, cost_N, y_N, _knots(cost_N, y_N, increasing), boot, level, seed)
+        fits[cost] = CloudFit(cost, increasing, cost_N, y_N, _knots(cost_N, y_N, increasing), boot, level, seed,
+                              y_max)
     return fits
 
 

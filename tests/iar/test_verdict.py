@@ -92,6 +92,11 @@ def test_band_holds_the_cloud_points_at_about_the_stated_rate():
     assert 3.0 <= np.mean(width) <= 4.8  # about 2 x 1.96 noise sd: the spread of single edits, not of the mean
     curves = curve_table(fit_clouds(synthetic_cloud(), ["heldout_nll"], n_boot=100))
     assert ((curves["lo"] <= curves["mean_lo"] + 1e-12) & (curves["mean_hi"] <= curves["hi"] + 1e-12)).all()
+    # counts left near zero by strong edits: the band of single edits stays at or above 0
+    counts = synthetic_cloud().assign(y=lambda f: np.clip(np.round(8 - 10 * f["heldout_nll"]
+                                                                   + np.random.default_rng(1).normal(0, 1.5, len(f))), 0, 8))
+    low = curve_table(fit_clouds(counts, ["heldout_nll"], n_boot=100, y_max=8))
+    assert low["lo"].min() == 0.0 and (low["hi"] <= 8 + 1e-12).all()
 
 
 def test_random_edits_scored_as_interventions_are_mostly_indistinguishable():
