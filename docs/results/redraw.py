@@ -7,7 +7,7 @@ bands (the band of single random edits, with the mean curve's band inside it; do
 - yardstick_A_A-RUN_pareto.png (setting A, final stage);
 - leaderboard_8x8_ARCH_{memorized,final}_del.png (seed 0, every localizer against the yardstick's cloud);
 - mitigations_8x8.png (mitigations_8x8/summarize.py's figure, from a temporary copy of what it reads).
-leaderboard_A_*_memorized_del.png have no stored cloud and stay as drawn before."""
+leaderboard_A_*_memorized_del.png are the pareto.png of the re-run in leaderboard_A/rerun/ (not drawn here)."""
 
 from __future__ import annotations
 
