@@ -93,22 +93,19 @@ class CloudFit:
         near = np.argsort(np.abs(self.cost_N - cost), kind="stable")[:k]
         return self.residual_N[near]
 
-    def null_diffs(self, cost_Q, n_rows: int, rng: np.random.Generator) -> np.ndarray:
-        """(B, Q) draws of `y - curve(cost)` for the mean of `n_rows` random edits of each cost: the refit plus
-        one local residual per row (drawn with replacement), each edit's extraction kept within what is
-        possible (at or above 0, at most `y_max` when known), averaged over the rows, minus the curve."""
-        cost_Q = np.atleast_1d(np.asarray(cost_Q, np.float64))
-        floor = min(0.0, float(self.y_N.min()))
-        refit_BxQ, curve_Q = self.boot_predict(cost_Q), self.predict(cost_Q)
-        out_BxQ = np.empty_like(refit_BxQ)
-        for q, c in enumerate(cost_Q):
+    def null_means(self, cost_R, rng: np.random.Generator) -> np.ndarray:
+        """(B,) draws of the mean extraction of R random edits, edit r of cost cost_R[r]: its refit at that cost
+        plus one residual of the cloud's points nearest to it (drawn with replacement), averaged over the R
+        edits and kept within what is possible (at or above 0, at most `y_max` when known). The mean is
+        clipped, not each edit: residuals borrowed from a neighbourhood where the curve is higher would
+        otherwise be cut on one side only and bias the mean upwards."""
+        cost_R = np.atleast_1d(np.asarray(cost_R, np.float64))
+        refit_BxR = self.boot_predict(cost_R)
+        for r, c in enumerate(cost_R):
             res_K = self.local_residuals(c)
-            one_BxR = refit_BxQ[:, q:q + 1] + res_K[rng.integers(0, res_K.size, (self.n_boot, n_rows))]
-            one_BxR = np.maximum(one_BxR, floor)
-            if self.y_max is not None:
-                one_BxR = np.minimum(one_BxR, max(self.y_max, float(self.y_N.max())))
-            out_BxQ[:, q] = one_BxR.mean(axis=1) - curve_Q[q]
-        return out_BxQ
+            refit_BxR[:, r] += res_K[rng.integers(0, res_K.size, self.n_boot)]
+        mean_B = np.maximum(refit_BxR.mean(axis=1), min(0.0, float(self.y_N.min())))
+        return mean_B if self.y_max is None else np.minimum(mean_B, max(self.y_max, float(self.y_N.max())))
 
     def _quantiles(self, x_BxQ: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         lo, hi = np.quantile(x_BxQ, [(1 - self.level) / 2, (1 + self.level) / 2], axis=0)
@@ -118,7 +115,8 @@ class CloudFit:
         """Pointwise prediction band (lo_Q, hi_Q) at `level`: where single random edits of each cost land (the
         curve's bootstrap refits plus local residuals; one fixed stream, so the same fit gives the same band)."""
         cost_Q = np.atleast_1d(np.asarray(cost_Q, np.float64))
-        return self._quantiles(self.null_diffs(cost_Q, 1, _rng(self.seed, "band", self.cost)) + self.predict(cost_Q))
+        rng = _rng(self.seed, "band", self.cost)
+        return self._quantiles(np.stack([self.null_means([c], rng) for c in cost_Q], axis=1))
 
     def mean_band(self, cost_Q) -> tuple[np.ndarray, np.ndarray]:
         """Pointwise percentile interval (lo_Q, hi_Q) at `level` of the expected extraction: the mean curve's
@@ -194,11 +192,12 @@ def _one(fit: CloudFit, cost_R: np.ndarray, y_R: np.ndarray, rng: np.random.Gene
            "cloud_cost_above": np.nan, "verdict": OUTSIDE}
     if not c_min <= c <= c_max:
         return row  # the curve is clipped beyond the cloud: a number there would be an extrapolation
-    cloud_y = float(fit.predict([c])[0])
-    d = v - cloud_y
-    # the null: R random edits of this cost. [diff_lo, diff_hi] = d minus that null's central interval, so the
+    # the cloud at the rows' own costs (the curve at each, averaged: not the curve at the mean cost), and the
+    # null: R random edits of those costs. [diff_lo, diff_hi] = d minus that null's central interval, so the
     # verdict is "better" exactly when d lies below the interval, "worse" when above it.
-    q_lo, q_hi = np.quantile(fit.null_diffs([c], cost_R.size, rng)[:, 0], [(1 - fit.level) / 2, (1 + fit.level) / 2])
+    cloud_y = float(fit.predict(cost_R).mean())
+    d = v - cloud_y
+    q_lo, q_hi = np.quantile(fit.null_means(cost_R, rng) - cloud_y, [(1 - fit.level) / 2, (1 + fit.level) / 2])
     lo, hi = d - q_hi, d - q_lo
     # against the mean curve alone: each refit b meets its own resample of the intervention's rows
     rows_BxR = rng.integers(0, cost_R.size, (fit.n_boot, cost_R.size))
@@ -215,9 +214,9 @@ def _one(fit: CloudFit, cost_R: np.ndarray, y_R: np.ndarray, rng: np.random.Gene
 def verdict_table(fits: dict[str, CloudFit], interventions: pd.DataFrame, *, y: str = "y", method: str = "method",
                   condition: str = "condition") -> pd.DataFrame:
     """One row per (method, condition, cost measure): the intervention's mean cost and mean extraction over
-    its n_rows rows, the cloud's expected extraction at that cost (`cloud_y`), `diff = y - cloud_y`, the
-    interval [diff_lo, diff_hi] = diff minus the central interval (at the fits' level) of what n_rows random
-    edits of that cost would give, and the verdict: 'better' (diff_hi < 0: fewer targets extracted than random
+    its n_rows rows, the cloud's expected extraction at the rows' costs (`cloud_y`, the curve averaged over
+    them), `diff = y - cloud_y`, the interval [diff_lo, diff_hi] = diff minus the central interval (at the
+    fits' level) of what n_rows random edits of those costs would give, and the verdict: 'better' (diff_hi < 0: fewer targets extracted than random
     edits of the same cost extract), 'worse' (diff_lo > 0), 'indistinguishable', 'outside the cloud' (its cost
     lies beyond the cloud's range; no numbers), or 'cost not measured'. Beside them, against the mean curve
     only: diff_vs_mean_lo/hi (the intervention's rows and the curve resampled) and verdict_vs_mean.

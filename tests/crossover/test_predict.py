@@ -88,3 +88,8 @@ def test_interval_matches_the_spread_over_fresh_seeds():
     width = np.mean([r["interval"][1] - r["interval"][0] for r in runs])
     ratio = width / (2 * 1.96 * m.std(ddof=1))
     assert 0.55 <= ratio <= 1.8, ratio
+
+
+def test_one_permutation_gives_no_interval():
+    r = predict(DataConfig(dim=10, n_train=40), CrossoverConfig(draws=8, repeats=1, grid=12, bootstrap=50))
+    assert 0 < r["m_star_over_n"] <= 1 and all(math.isnan(v) for v in r["interval"])
