@@ -11,6 +11,7 @@ leaderboard_A_*_memorized_del.png are the pareto.png of the re-run in leaderboar
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import tempfile
 from pathlib import Path
@@ -19,7 +20,7 @@ import pandas as pd
 
 from memlab.iar.compare import matched_cost_verdicts
 from memlab.iar.stage_report import StageYardstick, stage_label, stages_figure
-from memlab.iar.verdict import curve_table, pareto_figure
+from memlab.iar.verdict import curve_table, interventions_from_verdicts, pareto_figure
 from memlab.io import save_figure, write_parquet
 
 D = Path(__file__).resolve().parent
@@ -27,9 +28,6 @@ FIG = D.parent / "figures"
 N_BOOT, SEED = 1000, 0
 RUNS = ("next-scale-s0", "next-scale-s1", "raster-s0", "raster-s1")
 
-sys.path.insert(0, str(D / "mitigations_8x8"))
-sys.path.insert(0, str(D))
-from reverdict import rows_from_verdicts  # noqa: E402
 
 
 def _fits(table: pd.DataFrame):
@@ -64,14 +62,17 @@ def leaderboards() -> None:
         table = pd.read_csv(D / "yardstick_8x8" / f"B-{arch}-s0.csv")
         for stage in ("memorized", "final"):
             cloud = table[(table["stage"] == stage) & (table["method"] == "random")]
-            rows = rows_from_verdicts(pd.read_csv(D / "leaderboard_8x8" / f"B-{arch}-s0-{stage}_del_verdicts.csv"))
+            rows = interventions_from_verdicts(pd.read_csv(D / "leaderboard_8x8" / f"B-{arch}-s0-{stage}_del_verdicts.csv"))
             fits, methods = _fits(pd.concat([cloud, rows], ignore_index=True))
             fig = pareto_figure(fits, methods, y_label="targets extracted (of 8)")
             save_figure(fig, FIG / f"leaderboard_8x8_{arch}_{stage}_del.png")
 
 
 def mitigations() -> None:
-    import summarize as mit  # docs/results/mitigations_8x8/summarize.py
+    # its figure function, from the script beside its tables (a script, not a module of the package)
+    spec = importlib.util.spec_from_file_location("mitigations_summarize", D / "mitigations_8x8" / "summarize.py")
+    mit = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mit)
 
     table = pd.read_csv(D / "mitigations_8x8" / "summary.csv")
     runs = [r for r in ("next-scale-s0", "raster-s0", "next-scale-s1", "raster-s1") if r in set(table["run"])]

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from memlab.iar.compare import matched_cost_verdicts
+from memlab.iar.verdict import interventions_from_verdicts
 
 D = Path(__file__).resolve().parent
 N_BOOT, SEED = 1000, 0  # the YardstickConfig defaults every stored run used
@@ -49,15 +50,6 @@ def check_old(old: pd.DataFrame, new: pd.DataFrame, what: str) -> None:
     one = m[(m["n_rows_old"] == 1) & m["verdict_vs_mean"].notna()]
     bad = one[one["verdict_old"] != one["verdict_vs_mean"]]
     assert len(m) == len(old) and not len(bad), f"{what}: {len(bad)} rows differ from the stored verdicts"
-
-
-def rows_from_verdicts(v: pd.DataFrame) -> pd.DataFrame:
-    """The interventions of a stored verdict file as yardstick rows: one per (method, condition), its
-    extraction and its cost per measure (every stored intervention is a single row)."""
-    v = v[v["n_rows"] == 1]
-    wide = v.pivot(index=["method", "condition"], columns="cost_measure", values="cost").reset_index()
-    y = v.groupby(["method", "condition"])["y"].first().rename("T_extracted").reset_index()
-    return wide.merge(y, on=["method", "condition"]).assign(k=np.nan, factor=np.nan)
 
 
 def same_cloud(cloud: pd.DataFrame, stored: pd.DataFrame, against: pd.DataFrame, what: str) -> None:
@@ -90,7 +82,7 @@ def rescore_board(stem: Path, cloud: pd.DataFrame, yardstick_verdicts: pd.DataFr
     path = stem.with_name(stem.name + "_del_verdicts.csv")
     old = pd.read_csv(path)
     same_cloud(cloud, old, yardstick_verdicts, path.name)
-    new = rescore(cloud, rows_from_verdicts(old))
+    new = rescore(cloud, interventions_from_verdicts(old))
     check_old(old, new, path.name)
     new.to_csv(path, index=False)
     board = stem.with_name(stem.name + ".csv")
@@ -166,7 +158,7 @@ def side_experiments() -> None:
         run = next(r for r in ("next-scale-s0", "next-scale-s1", "raster-s0", "raster-s1") if r in path.name)
         old = pd.read_csv(path)
         cloud = _stage_cloud(pd.read_csv(D / "yardstick_8x8" / f"B-{run}.csv"), old, path.name)
-        new = rescore(cloud, rows_from_verdicts(old))
+        new = rescore(cloud, interventions_from_verdicts(old))
         check_old(old, new, path.name)
         new.to_csv(path, index=False)
     for name in ("yardstick_demo", "yardstick_demo_wide"):

@@ -40,6 +40,13 @@ class LossTable:
     star_PxNxT: np.ndarray | None = None
 
     @property
+    def star_per_permutation_PxNxT(self) -> np.ndarray:
+        """star_PxNxT, or (for a table built without it) star_NxT for every permutation."""
+        if self.star_PxNxT is not None:
+            return self.star_PxNxT
+        return np.broadcast_to(self.star_NxT, (len(self.draws_P), *self.star_NxT.shape))
+
+    @property
     def psi_T(self) -> np.ndarray:
         return psi_np(self.t_T)
 

@@ -36,11 +36,10 @@ def _bootstrap(table: LossTable, w_T: np.ndarray, n_boot: int, seed: int):
     have (it made the interval several times wider than the spread over fresh seeds). With P permutations the
     percentile interval is about sqrt((P - 1) / P) of the true spread (0.89 at P = 5, 0.94 at P = 8); with one
     there is nothing to resample and predict() reports no interval."""
-    P, G, N, _ = table.pmem_PxGxNxT.shape
+    P = table.pmem_PxGxNxT.shape[0]
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xB0]))
     wp_PxG = (table.pmem_PxGxNxT @ w_T).mean(axis=2)
-    star_PxNxT = table.star_PxNxT if table.star_PxNxT is not None else np.broadcast_to(table.star_NxT, (P, N, len(w_T)))
-    ws_P = (star_PxNxT @ w_T).mean(axis=1)
+    ws_P = (table.star_per_permutation_PxNxT @ w_T).mean(axis=1)
     perm_w_BxP = np.stack([np.bincount(rng.integers(0, P, P), minlength=P) for _ in range(n_boot)]) * table.draws_P
     perm_w_BxP = perm_w_BxP / perm_w_BxP.sum(axis=1, keepdims=True)
     curves = perm_w_BxP @ wp_PxG
@@ -115,7 +114,7 @@ def predict(data_cfg: DataConfig, cfg: CrossoverConfig | None = None, dataset=No
     curves, m_star_boot = _bootstrap(table, w_T, cfg.bootstrap, cfg.seed)
     lo_hi = np.percentile(curves, [2.5, 97.5], axis=0)
     # each permutation against theta_star on its own draws, as in the bootstrap
-    star_PxT = table.star_PxNxT.mean(1) if table.star_PxNxT is not None else np.broadcast_to(star_T, (cfg.repeats, len(t_T)))
+    star_PxT = table.star_per_permutation_PxNxT.mean(1)
     per_perm = [crossing(m_G, table.pmem_PxGxNxT[p].mean(1) @ w_T - star_PxT[p] @ w_T) / N
                 for p in range(cfg.repeats)]
     return {

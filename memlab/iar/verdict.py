@@ -63,7 +63,7 @@ class CloudFit:
     boot_knots: tuple[tuple[np.ndarray, np.ndarray], ...]
     level: float
     seed: int
-    y_max: float | None = None  # the largest possible extraction (|T|), when known: draws are kept below it
+    y_max: float | None = None  # the largest possible extraction (|T|), when known: simulated means stay below
 
     @property
     def n_boot(self) -> int:
@@ -216,9 +216,10 @@ def verdict_table(fits: dict[str, CloudFit], interventions: pd.DataFrame, *, y: 
     """One row per (method, condition, cost measure): the intervention's mean cost and mean extraction over
     its n_rows rows, the cloud's expected extraction at the rows' costs (`cloud_y`, the curve averaged over
     them), `diff = y - cloud_y`, the interval [diff_lo, diff_hi] = diff minus the central interval (at the
-    fits' level) of what n_rows random edits of those costs would give, and the verdict: 'better' (diff_hi < 0: fewer targets extracted than random
-    edits of the same cost extract), 'worse' (diff_lo > 0), 'indistinguishable', 'outside the cloud' (its cost
-    lies beyond the cloud's range; no numbers), or 'cost not measured'. Beside them, against the mean curve
+    fits' level) of what n_rows random edits of those costs would give, and the verdict: 'better'
+    (diff_hi < 0: fewer targets extracted than random edits of the same cost extract), 'worse'
+    (diff_lo > 0), 'indistinguishable', 'outside the cloud' (its cost lies beyond the cloud's range; no
+    numbers), or 'cost not measured'. Beside them, against the mean curve
     only: diff_vs_mean_lo/hi (the intervention's rows and the curve resampled) and verdict_vs_mean.
     cloud_cost_below/above are the nearest cloud costs on either side: the band is a bootstrap of the fit at
     the cloud's own costs and a straight line between them, so it is trustworthy only where that gap is small."""
@@ -236,6 +237,17 @@ def verdict_table(fits: dict[str, CloudFit], interventions: pd.DataFrame, *, y: 
             rows.append({**head, **_one(fit, cost_R, y_R, _rng(fit.seed, "intervention", cost, rng_key)),
                          "level": fit.level, "n_boot": fit.n_boot})
     return pd.DataFrame(rows)
+
+
+def interventions_from_verdicts(verdicts: pd.DataFrame, y: str = "T_extracted") -> pd.DataFrame:
+    """The single-row interventions of a verdict table (verdict_table's output) as rows that can be scored
+    again, against this or another cloud: one per (method, condition), its extraction as `y` and its cost per
+    measure as one column each (k and factor NaN). Rows of several seeds (n_rows > 1) cannot be rebuilt from
+    their means and are left out."""
+    v = verdicts[verdicts["n_rows"] == 1]
+    wide = v.pivot(index=["method", "condition"], columns="cost_measure", values="cost").reset_index()
+    extraction = v.groupby(["method", "condition"])["y"].first().rename(y).reset_index()
+    return wide.merge(extraction, on=["method", "condition"]).assign(k=np.nan, factor=np.nan)
 
 
 def draw_pareto_panel(ax, cost: str, curve: pd.DataFrame, cloud_cost, cloud_y, points: dict,
