@@ -15,6 +15,10 @@ single random edits: memlab.iar.verdict), from the stored yardstick tables, with
   yardstick_8x8/B-RUN.csv (checked), written to RUN_verdicts.csv;
 - the side experiments' verdict files under mitigations_8x8/ (cartography, memsinks, merge) against the cloud of
   their base run's stage (found by its cost range), and yardstick_demo{,_wide}_verdicts.csv from their tables;
+- MemSinks' wide tables (mitigations_8x8/memsinks/RUN.csv and summary.csv: sinks off and sinks on as rows, the
+  verdicts as `verdict_<cost>` strings): both rows against the final-stage cloud of yardstick_8x8/B-RUN.csv (the
+  sinks-off row must get exactly the verdicts of mitigations_8x8/all/RUN_verdicts.csv, which checks the cloud; the
+  earlier rule must give the stored strings' verdicts); the earlier strings are kept as `verdict_vs_mean_<cost>`;
 - then yardstick_8x8/{conditions,summary}.csv and mitigations_8x8/{summary,verdict_counts}.csv take the new
   verdicts (their other columns are unchanged; figures are not redrawn).
 
@@ -24,6 +28,7 @@ script asserts)."""
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -168,6 +173,54 @@ def side_experiments() -> None:
         new.to_csv(path, index=False)
 
 
+MEMSINKS_ROWS = {"memsinks, sinks off": "memsinks", "memsinks, sinks on": "memsinks-sinks-on"}  # summarize.py's names
+
+
+def _verdict_text(r) -> str:
+    """A verdict as summarize.py writes it into a wide table: the word, then diff [lo, hi] where there is one."""
+    w, d, lo, hi = r["verdict"], r["diff"], r["diff_lo"], r["diff_hi"]
+    return w if d != d else f"{w} ({d:+.2f} [{lo:+.2f}, {hi:+.2f}])"  # d != d: NaN
+
+
+def memsinks_tables() -> None:
+    """MemSinks' wide tables with calibrated verdicts for both rows (sinks off, sinks on)."""
+    here = D / "mitigations_8x8" / "memsinks"
+    parts = []
+    for run in ("next-scale-s0", "next-scale-s1", "raster-s0", "raster-s1"):
+        path = here / f"{run}.csv"
+        wide = pd.read_csv(path)
+        base = wide[wide["method"] == "standard (base run)"].iloc[0]
+        rows = wide[wide["method"].isin(MEMSINKS_ROWS)].copy()
+        rows = rows.assign(method=rows["method"].map(MEMSINKS_ROWS), kind="mitigation",
+                           cost_sample_nll=rows["sample_nll"] - base["sample_nll"])
+        rows["condition"] = rows["method"]
+        table = pd.read_csv(D / "yardstick_8x8" / f"B-{run}.csv")
+        cloud = table[(table["stage"] == "final") & (table["method"] == "random")]
+        keep = ["method", "condition", "T_n", "T_extracted", "kind", "cost_sample_nll", "cost_fd",
+                "cost_class_consistency", "cost_heldout_nll"]
+        new = rescore(cloud, rows[keep])
+        stored = pd.read_csv(D / "mitigations_8x8" / "all" / f"{run}_verdicts.csv")
+        a = stored[stored["method"] == "memsinks"].set_index("cost_measure")["verdict"].sort_index()
+        b = new[new["method"] == "memsinks"].set_index("cost_measure")["verdict"].sort_index()
+        assert a.equals(b), f"memsinks/{run}: sinks off is not scored as in all/{run}_verdicts.csv"
+        by_name = {v: k for k, v in MEMSINKS_ROWS.items()}
+        for _, r in new.iterrows():
+            i = wide.index[wide["method"] == by_name[r["method"]]][0]
+            cost = r["cost_measure"].removeprefix("cost_")
+            old_col, mean_col = f"verdict_{cost}", f"verdict_vs_mean_{cost}"
+            if mean_col not in wide:  # first recomputation: the stored strings are the earlier rule's
+                wide[mean_col] = wide[old_col]
+            old_word = re.sub(r" \([+-].*\)$", "", str(wide.loc[i, mean_col]))  # drop "(diff [lo, hi])"
+            mean_word = r["verdict_vs_mean"] if isinstance(r["verdict_vs_mean"], str) else r["verdict"]
+            assert old_word == mean_word, f"memsinks/{run}, {r['method']}, {cost}: {old_word} != {mean_word}"
+            wide.loc[i, old_col] = _verdict_text(r)
+        wide.to_csv(path, index=False)
+        parts.append(wide)
+    summary = pd.concat(parts, ignore_index=True)
+    summary.insert(0, "run", summary.pop("run"))
+    summary.to_csv(here / "summary.csv", index=False, float_format="%.4g")
+
+
 def main() -> None:
     notes = []
     for arch in ("next-scale", "raster"):
@@ -204,6 +257,7 @@ def main() -> None:
                 rescore_board(D / "leaderboard_A" / f"A-{arch}-final", table[table["method"] == "random"], new)
                 notes.append(f"leaderboard_A/A-{arch}-memorized: no stored cloud, verdicts left as computed before")
     side_experiments()
+    memsinks_tables()
     update_yardstick_summaries()
     update_mitigations_summary()
     print("\n".join(notes) or "all recomputed", file=sys.stderr)
