@@ -1,0 +1,54 @@
+"""How many of the random edits nearest in cost each stored better/worse verdict of the 8x8 leaderboard lies
+beyond (docs/iar_yardstick.md, "How calibrated the verdicts are"):
+
+    .venv/bin/python docs/results/verdict_support.py
+
+For every better or worse verdict in leaderboard_8x8/*_del_verdicts.csv: the edit's residual about the cloud's
+isotonic fit (yardstick_8x8/B-RUN.csv, that stage's random rows, as the verdict used), and how many of the
+K = neighbours(N) cloud points nearest in cost have a residual on the same side of it (ties counted as not
+beyond). `beyond` = K - that number; `p_one_sided` = (1 + that number) / (K + 1), the conformal p-value of the
+edit among its K neighbours. Writes verdict_support.csv and prints the counts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from memlab.iar.verdict import fit_clouds
+
+D = Path(__file__).resolve().parent
+COSTS = ("cost_sample_nll", "cost_fd", "cost_class_consistency")
+
+
+def main() -> None:
+    rows = []
+    for path in sorted((D / "leaderboard_8x8").glob("*_del_verdicts.csv")):
+        stem = path.name.removesuffix("_del_verdicts.csv")
+        run, stage = stem.rsplit("-", 1)
+        table = pd.read_csv(D / "yardstick_8x8" / f"{run}.csv")
+        cloud = table[(table["stage"] == stage) & (table["method"] == "random")].rename(columns={"T_extracted": "y"})
+        v = pd.read_csv(path)
+        for cost in COSTS:
+            decided = v[(v["cost_measure"] == cost) & v["verdict"].isin(["better", "worse"])]
+            if not len(decided):
+                continue
+            fit = fit_clouds(cloud, [cost], n_boot=1, y_max=float(cloud["T_n"].max()))[cost]
+            for _, r in decided.iterrows():
+                res_K = fit.local_residuals(r["cost"])
+                own = r["y"] - float(fit.predict([r["cost"]])[0])
+                not_beyond = int(np.sum(res_K <= own)) if r["verdict"] == "better" else int(np.sum(res_K >= own))
+                rows.append({"run_stage": stem, "method": r["method"], "condition": r["condition"], "cost_measure": cost,
+                             "verdict": r["verdict"], "y": r["y"], "cloud_y": r["cloud_y"], "K": res_K.size,
+                             "beyond": res_K.size - not_beyond, "p_one_sided": (1 + not_beyond) / (res_K.size + 1)})
+    out = pd.DataFrame(rows)
+    out.to_csv(D / "verdict_support.csv", index=False, float_format="%.4g")
+    counts = out.assign(beyond_all=out["beyond"] == out["K"]).groupby(["cost_measure", "verdict"]).agg(
+        verdicts=("y", "size"), beyond_all_K=("beyond_all", "sum"), K=("K", "max"))
+    print(counts.to_string())
+    print(f"{len(out)} verdicts, {int((out['beyond'] == out['K']).sum())} beyond all K neighbours")
+
+
+if __name__ == "__main__":
+    main()
