@@ -12,7 +12,7 @@ The "intervention" is one more random edit, at the cloud's cost quantile q, scor
 integer counts the null is discrete, so the sides are not exact).
 
 Writes one row per (rows, quantile): the true expected extraction there and the share of clouds with each
-verdict."""
+verdict, for `verdict` and for `verdict_count_corrected` (the continuity correction for counts, `corrected_*`)."""
 
 from __future__ import annotations
 
@@ -60,9 +60,12 @@ def main() -> None:
     out = []
     for (rows, q), g in v.groupby(["rows", "q"]):
         mean_cost = float(np.quantile(np.random.default_rng(0).exponential(0.9, 200_000), float(q)))
-        out.append({"rows": int(rows), "cost_quantile": float(q), "true_extracted": T_SIZE * float(kept(mean_cost)),
-                    "clouds": len(g), "indistinguishable": float(np.mean(g["verdict"] == SAME)),
-                    "better": float(np.mean(g["verdict"] == BETTER)), "worse": float(np.mean(g["verdict"] == WORSE))})
+        row = {"rows": int(rows), "cost_quantile": float(q), "true_extracted": T_SIZE * float(kept(mean_cost)),
+               "clouds": len(g)}
+        for col, tag in (("verdict", ""), ("verdict_count_corrected", "corrected_")):
+            row.update({f"{tag}indistinguishable": float(np.mean(g[col] == SAME)),
+                        f"{tag}better": float(np.mean(g[col] == BETTER)), f"{tag}worse": float(np.mean(g[col] == WORSE))})
+        out.append(row)
     table = pd.DataFrame(out).sort_values(["rows", "cost_quantile"])
     table.to_csv(args.out, index=False, float_format="%.4g")
     print(table.to_string(index=False))

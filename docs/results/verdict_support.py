@@ -7,7 +7,9 @@ For every better or worse verdict in leaderboard_8x8/*_del_verdicts.csv: the edi
 isotonic fit (yardstick_8x8/B-RUN.csv, that stage's random rows, as the verdict used), and how many of the
 K = neighbours(N) cloud points nearest in cost have a residual on the same side of it (ties counted as not
 beyond). `beyond` = K - that number; `p_one_sided` = (1 + that number) / (K + 1), the conformal p-value of the
-edit among its K neighbours. Writes verdict_support.csv and prints the counts."""
+edit among its K neighbours; `verdict_count_corrected`: the file's verdict with the continuity correction for
+counts. Writes verdict_support.csv; then, for every stored verdict file of docs/results, how many better / worse
+verdicts there are with and without the correction (verdict_counts_corrected.csv). Prints both."""
 
 from __future__ import annotations
 
@@ -40,14 +42,28 @@ def main() -> None:
                 own = r["y"] - float(fit.predict([r["cost"]])[0])
                 not_beyond = int(np.sum(res_K <= own)) if r["verdict"] == "better" else int(np.sum(res_K >= own))
                 rows.append({"run_stage": stem, "method": r["method"], "condition": r["condition"], "cost_measure": cost,
-                             "verdict": r["verdict"], "y": r["y"], "cloud_y": r["cloud_y"], "K": res_K.size,
+                             "verdict": r["verdict"], "verdict_count_corrected": r["verdict_count_corrected"], "y": r["y"], "cloud_y": r["cloud_y"], "K": res_K.size,
                              "beyond": res_K.size - not_beyond, "p_one_sided": (1 + not_beyond) / (res_K.size + 1)})
     out = pd.DataFrame(rows)
     out.to_csv(D / "verdict_support.csv", index=False, float_format="%.4g")
     counts = out.assign(beyond_all=out["beyond"] == out["K"]).groupby(["cost_measure", "verdict"]).agg(
         verdicts=("y", "size"), beyond_all_K=("beyond_all", "sum"), K=("K", "max"))
     print(counts.to_string())
-    print(f"{len(out)} verdicts, {int((out['beyond'] == out['K']).sum())} beyond all K neighbours")
+    print(f"{len(out)} verdicts, {int((out['beyond'] == out['K']).sum())} beyond all K neighbours, "
+          f"{int(out['verdict_count_corrected'].isin(['better', 'worse']).sum())} of them kept by the count correction")
+    tally = []
+    for path in sorted(D.glob("**/*verdicts*.csv")):
+        v = pd.read_csv(path)
+        if "verdict_count_corrected" not in v:
+            continue
+        for col in ("verdict", "verdict_count_corrected"):
+            for w in ("better", "worse"):
+                tally.append({"file": str(path.relative_to(D)), "rule": col, "verdict": w, "n": int((v[col] == w).sum())})
+    tally = pd.DataFrame(tally)
+    tally["where"] = tally["file"].str.split("/").str[0]
+    wide = tally.pivot_table(index="where", columns=["rule", "verdict"], values="n", aggfunc="sum")
+    wide.to_csv(D / "verdict_counts_corrected.csv")
+    print(wide.to_string())
 
 
 if __name__ == "__main__":

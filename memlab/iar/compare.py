@@ -160,7 +160,8 @@ def matched_cost_verdicts(table: pd.DataFrame, n_boot: int, seed: int):
     fits = fit_clouds(cloud, costs, n_boot=n_boot, seed=seed, y_max=y_max) if costs else {}
     verdicts = verdict_table(fits, methods) if fits else pd.DataFrame()
     falling = [{"method": m, "condition": c, "cost_measure": cost, "diff": float("nan"), "diff_lo": float("nan"),
-                "diff_hi": float("nan"), "verdict": NOT_A_COST, "cost_rank_correlation": direction[cost]}
+                "diff_hi": float("nan"), "verdict": NOT_A_COST, "verdict_count_corrected": NOT_A_COST,
+                "cost_rank_correlation": direction[cost]}
                for cost in measured if cost not in costs for m, c in zip(methods["method"], methods["condition"])]
     verdicts = pd.concat([verdicts.assign(cost_rank_correlation=verdicts["cost_measure"].map(direction))
                           if len(verdicts) else verdicts, pd.DataFrame(falling)], ignore_index=True)
