@@ -9,7 +9,10 @@ K = neighbours(N) cloud points nearest in cost have a residual on the same side 
 beyond). `beyond` = K - that number; `p_one_sided` = (1 + that number) / (K + 1), the conformal p-value of the
 edit among its K neighbours; `verdict_count_corrected`: the file's verdict with the continuity correction for
 counts. Writes verdict_support.csv; then, for every stored verdict file of docs/results, how many better / worse
-verdicts there are with and without the correction (verdict_counts_corrected.csv). Prints both."""
+verdicts there are with and without the correction (verdict_counts_corrected.csv); per localizer of the 8x8
+leaderboard, its sample-NLL better / worse conditions (of 64) and run-stages with a better one under each rule
+(leaderboard_8x8_corrected.csv); per remedy of the 8x8 mitigations, its sample-NLL verdict in each base run under
+each rule (mitigations_8x8_corrected.csv). Prints them."""
 
 from __future__ import annotations
 
@@ -64,6 +67,45 @@ def main() -> None:
     wide = tally.pivot_table(index="where", columns=["rule", "verdict"], values="n", aggfunc="sum")
     wide.to_csv(D / "verdict_counts_corrected.csv")
     print(wide.to_string())
+    print(leaderboard_by_method().to_string(index=False))
+    print(mitigations_by_method().to_string(index=False))
+
+
+RULES = {"verdict": "", "verdict_count_corrected": "corrected_"}
+LETTER = {"better": "b", "worse": "w", "indistinguishable": "i", "outside the cloud": "o"}
+
+
+def leaderboard_by_method() -> pd.DataFrame:
+    v = pd.concat([pd.read_csv(p).assign(run_stage=p.name.removesuffix("_del_verdicts.csv"))
+                   for p in sorted((D / "leaderboard_8x8").glob("*_del_verdicts.csv"))])
+    v = v[v["cost_measure"] == "cost_sample_nll"]
+    rows = []
+    for method, g in v.groupby("method"):
+        row = {"method": method, "conditions": len(g)}
+        for col, tag in RULES.items():
+            row[f"{tag}better"] = int((g[col] == "better").sum())
+            row[f"{tag}worse"] = int((g[col] == "worse").sum())
+            row[f"{tag}run_stages_with_better"] = int(g.groupby("run_stage")[col].apply(lambda x: (x == "better").any()).sum())
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out.to_csv(D / "leaderboard_8x8_corrected.csv", index=False)
+    return out
+
+
+def mitigations_by_method() -> pd.DataFrame:
+    runs = ("next-scale-s0", "next-scale-s1", "raster-s0", "raster-s1")
+    parts = []
+    for run in runs:
+        v = pd.read_csv(D / "mitigations_8x8" / "all" / f"{run}_verdicts.csv")
+        v = v[v["cost_measure"] == "cost_sample_nll"]
+        for col, tag in RULES.items():
+            parts.append(pd.DataFrame({"method": v["method"] + " " + v["condition"].where(v["method"] == "unitmem", ""),
+                                       "rule": tag or "uncorrected", "run": run, "v": v[col].map(LETTER).fillna("?")}))
+    t = pd.concat(parts)
+    t["method"] = t["method"].str.strip()
+    out = t.pivot_table(index=["method", "rule"], columns="run", values="v", aggfunc="first").reset_index()
+    out.to_csv(D / "mitigations_8x8_corrected.csv", index=False)
+    return out
 
 
 if __name__ == "__main__":
