@@ -123,8 +123,10 @@ def run_comparison(model: IARModel, data, units: pd.DataFrame | dict[str, pd.Dat
         show(f"yardstick ({model.arch}): {', '.join(units)} edits (T = {len(sets.target_ids)}, C = "
              f"{len(sets.control_ids)})", table[table["method"] != "random"][cols])
         v = pd.DataFrame(summary["verdicts"])
-        v["cell"] = [f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}] {w}" if np.isfinite(d) else w
-                     for d, lo, hi, w in zip(v["diff"], v["diff_lo"], v["diff_hi"], v["verdict"])]
+        v["cell"] = [(f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}] {w}" if np.isfinite(d) else w)
+                     + (f" (count-corrected: {wc})" if wc != w else "")
+                     for d, lo, hi, w, wc in zip(v["diff"], v["diff_lo"], v["diff_hi"], v["verdict"],
+                                                 v["verdict_count_corrected"])]
         grid = v.pivot(index=["method", "condition"], columns="cost_measure", values="cell").reset_index()
         grid.columns = [c.removeprefix("cost_") for c in grid.columns]
         show("targets extracted minus the random cloud at the same cost (95% interval), and the verdict", grid)
@@ -177,5 +179,7 @@ def verdicts_and_figure(table: pd.DataFrame, base, cfg: YardstickConfig, out: Ru
     if fits:
         fig = pareto_figure(fits, methods, y_label=f"targets extracted (of {len(base.rows_T)})")
         save_figure(fig, out.path / "pareto.png")
-    counts = verdicts.groupby(["cost_measure", "verdict"]).size().unstack(fill_value=0)
-    return {"verdicts": verdicts.to_dict(orient="records"), "verdict_counts": counts.to_dict(orient="index")}
+    counts = {col: verdicts.groupby(["cost_measure", col]).size().unstack(fill_value=0).to_dict(orient="index")
+              for col in ("verdict", "verdict_count_corrected")}
+    return {"verdicts": verdicts.to_dict(orient="records"), "verdict_counts": counts["verdict"],
+            "verdict_counts_count_corrected": counts["verdict_count_corrected"]}
