@@ -28,7 +28,6 @@ script asserts)."""
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
@@ -176,10 +175,10 @@ def side_experiments() -> None:
 MEMSINKS_ROWS = {"memsinks, sinks off": "memsinks", "memsinks, sinks on": "memsinks-sinks-on"}  # summarize.py's names
 
 
-def _verdict_text(r) -> str:
+def _verdict_text(r, word: str = "verdict", lo: str = "diff_lo", hi: str = "diff_hi") -> str:
     """A verdict as summarize.py writes it into a wide table: the word, then diff [lo, hi] where there is one."""
-    w, d, lo, hi = r["verdict"], r["diff"], r["diff_lo"], r["diff_hi"]
-    return w if d != d else f"{w} ({d:+.2f} [{lo:+.2f}, {hi:+.2f}])"  # d != d: NaN
+    w, d = r[word], r["diff"]
+    return w if d != d else f"{w} ({d:+.2f} [{r[lo]:+.2f}, {r[hi]:+.2f}])"  # d != d: NaN
 
 
 def memsinks_tables() -> None:
@@ -200,9 +199,11 @@ def memsinks_tables() -> None:
                 "cost_class_consistency", "cost_heldout_nll"]
         new = rescore(cloud, rows[keep])
         stored = pd.read_csv(D / "mitigations_8x8" / "all" / f"{run}_verdicts.csv")
-        a = stored[stored["method"] == "memsinks"].set_index("cost_measure")["verdict"].sort_index()
-        b = new[new["method"] == "memsinks"].set_index("cost_measure")["verdict"].sort_index()
-        assert a.equals(b), f"memsinks/{run}: sinks off is not scored as in all/{run}_verdicts.csv"
+        cols = ["verdict", "cost", "y", "diff", "diff_lo", "diff_hi"]
+        a = stored[stored["method"] == "memsinks"].set_index("cost_measure")[cols].sort_index()
+        b = new[new["method"] == "memsinks"].set_index("cost_measure")[cols].sort_index()
+        assert a["verdict"].equals(b["verdict"]) and np.allclose(a[cols[1:]], b[cols[1:]], equal_nan=True), \
+            f"memsinks/{run}: sinks off is not scored as in all/{run}_verdicts.csv"
         by_name = {v: k for k, v in MEMSINKS_ROWS.items()}
         for _, r in new.iterrows():
             i = wide.index[wide["method"] == by_name[r["method"]]][0]
@@ -210,15 +211,38 @@ def memsinks_tables() -> None:
             old_col, mean_col = f"verdict_{cost}", f"verdict_vs_mean_{cost}"
             if mean_col not in wide:  # first recomputation: the stored strings are the earlier rule's
                 wide[mean_col] = wide[old_col]
-            old_word = re.sub(r" \([+-].*\)$", "", str(wide.loc[i, mean_col]))  # drop "(diff [lo, hi])"
-            mean_word = r["verdict_vs_mean"] if isinstance(r["verdict_vs_mean"], str) else r["verdict"]
-            assert old_word == mean_word, f"memsinks/{run}, {r['method']}, {cost}: {old_word} != {mean_word}"
+            # the stored string of the earlier rule, word and numbers, is what that rule gives today
+            if isinstance(r["verdict_vs_mean"], str):
+                earlier = _verdict_text(r, "verdict_vs_mean", "diff_vs_mean_lo", "diff_vs_mean_hi")
+            else:  # no interval: outside the cloud or not a cost, the same under every rule
+                earlier = r["verdict"]
+            stored_text = str(wide.loc[i, mean_col]).replace("-0.00", "+0.00")
+            assert stored_text == earlier.replace("-0.00", "+0.00"), \
+                f"memsinks/{run}, {r['method']}, {cost}: {stored_text} != {earlier}"
             wide.loc[i, old_col] = _verdict_text(r)
+            wide.loc[i, f"verdict_count_corrected_{cost}"] = _verdict_text(r, "verdict_count_corrected")
         wide.to_csv(path, index=False)
         parts.append(wide)
     summary = pd.concat(parts, ignore_index=True)
     summary.insert(0, "run", summary.pop("run"))
     summary.to_csv(here / "summary.csv", index=False, float_format="%.4g")
+
+
+def leaderboard_a_rerun() -> None:
+    """leaderboard_A/rerun (session 8, cloud stored): every verdict recomputed from its own yardstick table (the
+    stored `verdict` and its interval must come out the same), and the board's counts recounted."""
+    for arch in ("next-scale", "raster"):
+        stem = D / "leaderboard_A" / "rerun" / f"A-{arch}-memorized"
+        old = pd.read_csv(stem.with_name(stem.name + "_del_verdicts.csv"))
+        table = pd.read_csv(stem.with_name(stem.name + "_del_yardstick.csv"))
+        new = matched_cost_verdicts(table, N_BOOT, SEED)[0]
+        key = ["method", "condition", "cost_measure"]
+        m = old[[*key, "verdict", "diff_lo", "diff_hi"]].merge(new, on=key, suffixes=("_old", ""))
+        assert len(m) == len(old) and (m["verdict_old"] == m["verdict"]).all() and np.allclose(
+            m[["diff_lo_old", "diff_hi_old"]], m[["diff_lo", "diff_hi"]], equal_nan=True), f"{stem.name}: differs"
+        new.to_csv(stem.with_name(stem.name + "_del_verdicts.csv"), index=False)
+        board = stem.with_name(stem.name + ".csv")
+        recount(pd.read_csv(board).set_index("method"), new).reset_index().to_csv(board, index=False)
 
 
 def main() -> None:
@@ -258,6 +282,7 @@ def main() -> None:
                 notes.append(f"leaderboard_A/A-{arch}-memorized: no stored cloud, verdicts left as computed before")
     side_experiments()
     memsinks_tables()
+    leaderboard_a_rerun()
     update_yardstick_summaries()
     update_mitigations_summary()
     print("\n".join(notes) or "all recomputed", file=sys.stderr)

@@ -24,7 +24,7 @@ import pandas as pd
 from memlab.iar.verdict import fit_clouds
 
 D = Path(__file__).resolve().parent
-COSTS = ("cost_sample_nll", "cost_fd", "cost_class_consistency")
+COSTS = ("cost_sample_nll", "cost_fd", "cost_class_consistency", "cost_heldout_nll")  # every one fitted
 
 
 def main() -> None:
@@ -55,9 +55,11 @@ def main() -> None:
     print(f"{len(out)} verdicts, {int((out['beyond'] == out['K']).sum())} beyond all K neighbours, "
           f"{int(out['verdict_count_corrected'].isin(['better', 'worse']).sum())} of them kept by the count correction")
     tally = []
+    without = []
     for path in sorted(D.glob("**/*verdicts*.csv")):
         v = pd.read_csv(path)
-        if "verdict_count_corrected" not in v:
+        if "verdict_count_corrected" not in v:  # earlier-rule files that could not be recomputed
+            without.append(str(path.relative_to(D)))
             continue
         for col in ("verdict", "verdict_count_corrected"):
             for w in ("better", "worse"):
@@ -67,6 +69,7 @@ def main() -> None:
     wide = tally.pivot_table(index="where", columns=["rule", "verdict"], values="n", aggfunc="sum")
     wide.to_csv(D / "verdict_counts_corrected.csv")
     print(wide.to_string())
+    print("not tallied (no count-corrected verdict: earlier rule, no stored cloud):", ", ".join(without) or "none")
     print(leaderboard_by_method().to_string(index=False))
     print(mitigations_by_method().to_string(index=False))
 
