@@ -4,9 +4,9 @@ calibration of memlab.iar.verdict on synthetic clouds shaped like the stored 8x8
 
     .venv/bin/python docs/results/verdict_calibration.py [--clouds 300] [--out docs/results/verdict_calibration.csv]
 
-Setting: each cloud has 70 random edits (as yardstick_8x8's), costs drawn from an exponential with mean 0.9 (most
-edits cheap, a few costly, like the next-scale final-stage sample-NLL costs there), and |T| = 8 targets of which an edit of cost c
-leaves y ~ Binomial(8, f(c)) extracted, f(c) = 0.98 / (1 + exp(4 (c - 1.2))) (flat near 8, then a steep fall).
+Setting: each cloud has 70 random edits (as yardstick_8x8's), costs drawn from an exponential with mean 0.9
+(most edits cheap, a few costly, like the next-scale final-stage sample-NLL costs there), and |T| = 8 targets of
+which an edit of cost c leaves y ~ Binomial(8, f(c)) extracted, f(c) = 0.98 / (1 + exp(4 (c - 1.2))) (flat near 8, then a steep fall).
 The "intervention" is one more random edit, at the cloud's cost quantile q, scored as a single row
 (`n_rows` 1) and, at the same cost, as two rows (two seeds). The verdicts use the stored runs' settings
 (1000 bootstrap refits, level 0.95, y_max = 8). Nominal: 95% indistinguishable, 2.5% on each side (with

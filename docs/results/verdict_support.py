@@ -43,10 +43,13 @@ def main() -> None:
             for _, r in decided.iterrows():
                 res_K = fit.local_residuals(r["cost"])
                 own = r["y"] - float(fit.predict([r["cost"]])[0])
-                not_beyond = int(np.sum(res_K <= own)) if r["verdict"] == "better" else int(np.sum(res_K >= own))
-                rows.append({"run_stage": stem, "method": r["method"], "condition": r["condition"], "cost_measure": cost,
-                             "verdict": r["verdict"], "verdict_count_corrected": r["verdict_count_corrected"], "y": r["y"], "cloud_y": r["cloud_y"], "K": res_K.size,
-                             "beyond": res_K.size - not_beyond, "p_one_sided": (1 + not_beyond) / (res_K.size + 1)})
+                better = r["verdict"] == "better"
+                not_beyond = int(np.sum(res_K <= own) if better else np.sum(res_K >= own))
+                rows.append({"run_stage": stem, "method": r["method"], "condition": r["condition"],
+                             "cost_measure": cost, "verdict": r["verdict"],
+                             "verdict_count_corrected": r["verdict_count_corrected"], "y": r["y"],
+                             "cloud_y": r["cloud_y"], "K": res_K.size, "beyond": res_K.size - not_beyond,
+                             "p_one_sided": (1 + not_beyond) / (res_K.size + 1)})
     out = pd.DataFrame(rows)
     out.to_csv(D / "verdict_support.csv", index=False, float_format="%.4g")
     counts = out.assign(beyond_all=out["beyond"] == out["K"]).groupby(["cost_measure", "verdict"]).agg(
@@ -63,7 +66,8 @@ def main() -> None:
             continue
         for col in ("verdict", "verdict_count_corrected"):
             for w in ("better", "worse"):
-                tally.append({"file": str(path.relative_to(D)), "rule": col, "verdict": w, "n": int((v[col] == w).sum())})
+                tally.append({"file": str(path.relative_to(D)), "rule": col, "verdict": w,
+                              "n": int((v[col] == w).sum())})
     tally = pd.DataFrame(tally)
     tally["where"] = tally["file"].str.split("/").str[0]
     wide = tally.pivot_table(index="where", columns=["rule", "verdict"], values="n", aggfunc="sum")
@@ -88,7 +92,8 @@ def leaderboard_by_method() -> pd.DataFrame:
         for col, tag in RULES.items():
             row[f"{tag}better"] = int((g[col] == "better").sum())
             row[f"{tag}worse"] = int((g[col] == "worse").sum())
-            row[f"{tag}run_stages_with_better"] = int(g.groupby("run_stage")[col].apply(lambda x: (x == "better").any()).sum())
+            with_better = g.assign(b=g[col] == "better").groupby("run_stage")["b"].any()
+            row[f"{tag}run_stages_with_better"] = int(with_better.sum())
         rows.append(row)
     out = pd.DataFrame(rows)
     out.to_csv(D / "leaderboard_8x8_corrected.csv", index=False)
