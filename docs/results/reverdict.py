@@ -18,13 +18,15 @@ single random edits: memlab.iar.verdict), from the stored yardstick tables, with
 - MemSinks' wide tables (mitigations_8x8/memsinks/RUN.csv and summary.csv: sinks off and sinks on as rows, the
   verdicts as `verdict_<cost>` strings): both rows against the final-stage cloud of yardstick_8x8/B-RUN.csv (the
   sinks-off row must get exactly the verdicts of mitigations_8x8/all/RUN_verdicts.csv, which checks the cloud; the
-  earlier rule must give the stored strings' verdicts); the earlier strings are kept as `verdict_vs_mean_<cost>`;
+  earlier rule must give the stored strings' verdicts); the earlier strings are kept as `verdict_vs_mean_<cost>`,
+  the verdict without the count correction as `verdict_uncorrected_<cost>`;
 - then yardstick_8x8/{conditions,summary}.csv and mitigations_8x8/{summary,verdict_counts}.csv take the new
   verdicts (their other columns are unchanged; figures are not redrawn).
 
-Every recomputed file keeps the old verdict beside the new one (`verdict_vs_mean`: against the mean curve only,
-what the verdicts were before; for single-row interventions it equals the old verdict exactly, which this
-script asserts)."""
+Every recomputed file keeps the earlier verdicts beside the current one: `verdict_vs_mean` (against the mean curve
+only, the rule before session 8; for single-row interventions it equals those files' verdict exactly) and
+`verdict_uncorrected` (without the continuity correction for counts, the rule of session 8; `verdict` is it since
+session 10). The script asserts both against what is stored, and that a second run changes nothing."""
 
 from __future__ import annotations
 
@@ -45,10 +47,30 @@ def rescore(cloud: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
     return matched_cost_verdicts(pd.concat([cloud, rows], ignore_index=True), N_BOOT, SEED)[0]
 
 
-def check_old(old: pd.DataFrame, new: pd.DataFrame, what: str) -> None:
-    """The new file's verdict_vs_mean must be the old verdict wherever the old one was computed on one row."""
+def check_rule(old: pd.DataFrame, new: pd.DataFrame, what: str) -> None:
+    """Since session 9 every stored file holds the calibrated rule: today's verdicts must be the stored ones. A file
+    of session 9 (`verdict` uncorrected, `verdict_count_corrected` beside it) must give verdict ==
+    verdict_count_corrected and verdict_uncorrected == its verdict, with its interval = today's narrowed by
+    count_correction; a file written since must give its own verdict and interval back."""
     key = ["method", "condition", "cost_measure"]
-    if "verdict_vs_mean" in old:  # already recomputed once (the script is idempotent): its mean-curve verdict
+    m = old.merge(new, on=key, suffixes=("_old", ""))
+    assert len(m) == len(old) == len(new), f"{what}: not the same rows"
+    if "verdict_count_corrected" in old:
+        words = (m["verdict_count_corrected"] == m["verdict"]) & (m["verdict_old"] == m["verdict_uncorrected"])
+        lo, hi = m["diff_lo"] + m["count_correction"].fillna(0), m["diff_hi"] - m["count_correction"].fillna(0)
+    else:
+        words, lo, hi = m["verdict_old"] == m["verdict"], m["diff_lo"], m["diff_hi"]
+    assert words.all(), f"{what}: {int((~words).sum())} verdicts differ from the stored rule's"
+    assert np.allclose(lo, m["diff_lo_old"], equal_nan=True) and np.allclose(hi, m["diff_hi_old"], equal_nan=True), \
+        f"{what}: intervals differ from the stored ones"
+
+
+def check_old(old: pd.DataFrame, new: pd.DataFrame, what: str) -> None:
+    """The new file's verdict_vs_mean must be the old verdict wherever the old one was computed on one row (for
+    files from before session 8), and the stored calibrated verdicts must come back (check_rule)."""
+    key = ["method", "condition", "cost_measure"]
+    if "verdict_vs_mean" in old:  # already recomputed once (the script is idempotent)
+        check_rule(old, new, what)
         old = old.assign(verdict=old["verdict_vs_mean"].fillna(old["verdict"]))
     m = old[[*key, "n_rows", "verdict"]].merge(new, on=key, suffixes=("_old", ""))
     one = m[(m["n_rows_old"] == 1) & m["verdict_vs_mean"].notna()]
@@ -219,8 +241,16 @@ def memsinks_tables() -> None:
             stored_text = str(wide.loc[i, mean_col]).replace("-0.00", "+0.00")
             assert stored_text == earlier.replace("-0.00", "+0.00"), \
                 f"memsinks/{run}, {r['method']}, {cost}: {stored_text} != {earlier}"
+            corrected_col, uncorrected_col = f"verdict_count_corrected_{cost}", f"verdict_uncorrected_{cost}"
+            stored_word = wide.loc[i, corrected_col if corrected_col in wide else old_col]
+            assert str(stored_word) == r["verdict"] or str(stored_word).startswith(r["verdict"] + " ("), \
+                f"memsinks/{run}, {r['method']}, {cost}: {stored_word} is not {r['verdict']}"
+            half = r["count_correction"] if r["count_correction"] == r["count_correction"] else 0.0
             wide.loc[i, old_col] = _verdict_text(r)
-            wide.loc[i, f"verdict_count_corrected_{cost}"] = _verdict_text(r, "verdict_count_corrected")
+            narrowed = r.copy()
+            narrowed["diff_lo"], narrowed["diff_hi"] = r["diff_lo"] + half, r["diff_hi"] - half
+            wide.loc[i, uncorrected_col] = _verdict_text(narrowed, "verdict_uncorrected")
+        wide = wide.drop(columns=[c for c in wide if c.startswith("verdict_count_corrected_")])
         wide.to_csv(path, index=False)
         parts.append(wide)
     summary = pd.concat(parts, ignore_index=True)
@@ -236,10 +266,7 @@ def leaderboard_a_rerun() -> None:
         old = pd.read_csv(stem.with_name(stem.name + "_del_verdicts.csv"))
         table = pd.read_csv(stem.with_name(stem.name + "_del_yardstick.csv"))
         new = matched_cost_verdicts(table, N_BOOT, SEED)[0]
-        key = ["method", "condition", "cost_measure"]
-        m = old[[*key, "verdict", "diff_lo", "diff_hi"]].merge(new, on=key, suffixes=("_old", ""))
-        assert len(m) == len(old) and (m["verdict_old"] == m["verdict"]).all() and np.allclose(
-            m[["diff_lo_old", "diff_hi_old"]], m[["diff_lo", "diff_hi"]], equal_nan=True), f"{stem.name}: differs"
+        check_rule(old, new, stem.name)
         new.to_csv(stem.with_name(stem.name + "_del_verdicts.csv"), index=False)
         board = stem.with_name(stem.name + ".csv")
         recount(pd.read_csv(board).set_index("method"), new).reset_index().to_csv(board, index=False)

@@ -13,7 +13,8 @@ The "intervention" is one more random edit, at the cloud's cost quantile q, scor
 integer counts the null is discrete, so the sides are not exact).
 
 Writes one row per (rows, quantile): the true expected extraction there and the share of clouds with each
-verdict, for `verdict` and for `verdict_count_corrected` (the continuity correction for counts, `corrected_*`)."""
+verdict, for `verdict_uncorrected` (no columns' prefix) and for `verdict` (with the continuity correction for counts,
+`corrected_*`; the shipped verdict since session 10)."""
 
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ def main() -> None:
         mean_cost = float(np.quantile(np.random.default_rng(0).exponential(0.9, 200_000), float(q)))
         row = {"rows": int(rows), "cost_quantile": float(q), "true_extracted": T_SIZE * float(kept(mean_cost)),
                "clouds": len(g)}
-        for col, tag in (("verdict", ""), ("verdict_count_corrected", "corrected_")):
+        for col, tag in (("verdict_uncorrected", ""), ("verdict", "corrected_")):
             row.update({f"{tag}indistinguishable": float(np.mean(g[col] == SAME)),
                         f"{tag}better": float(np.mean(g[col] == BETTER)), f"{tag}worse": float(np.mean(g[col] == WORSE))})
         out.append(row)

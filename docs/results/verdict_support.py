@@ -1,5 +1,5 @@
-"""How many of the random edits nearest in cost each stored better/worse verdict of the 8x8 leaderboard lies
-beyond (docs/iar_yardstick.md, "How calibrated the verdicts are"):
+"""How many of the random edits nearest in cost each better/worse verdict of the 8x8 leaderboard (under the rule
+without the count correction, `verdict_uncorrected`, the stored verdicts before session 10) lies beyond (docs/iar_yardstick.md, "How calibrated the verdicts are"):
 
     .venv/bin/python docs/results/verdict_support.py
 
@@ -7,8 +7,7 @@ For every better or worse verdict in leaderboard_8x8/*_del_verdicts.csv: the edi
 isotonic fit (yardstick_8x8/B-RUN.csv, that stage's random rows, as the verdict used), and how many of the
 K = neighbours(N) cloud points nearest in cost have a residual on the same side of it (ties counted as not
 beyond). `beyond` = K - that number; `p_one_sided` = (1 + that number) / (K + 1), the conformal p-value of the
-edit among its K neighbours; `verdict_count_corrected`: the file's verdict with the continuity correction for
-counts. Writes verdict_support.csv; then, for every stored verdict file of docs/results, how many better / worse
+edit among its K neighbours; `verdict`: the file's verdict (with the continuity correction for counts). Writes verdict_support.csv; then, for every stored verdict file of docs/results, how many better / worse
 verdicts there are with and without the correction (verdict_counts_corrected.csv); per localizer of the 8x8
 leaderboard, its sample-NLL better / worse conditions (of 64) and run-stages with a better one under each rule
 (leaderboard_8x8_corrected.csv); per remedy of the 8x8 mitigations, its sample-NLL verdict in each base run under
@@ -36,35 +35,35 @@ def main() -> None:
         cloud = table[(table["stage"] == stage) & (table["method"] == "random")].rename(columns={"T_extracted": "y"})
         v = pd.read_csv(path)
         for cost in COSTS:
-            decided = v[(v["cost_measure"] == cost) & v["verdict"].isin(["better", "worse"])]
+            decided = v[(v["cost_measure"] == cost) & v["verdict_uncorrected"].isin(["better", "worse"])]
             if not len(decided):
                 continue
             fit = fit_clouds(cloud, [cost], n_boot=1, y_max=float(cloud["T_n"].max()))[cost]
             for _, r in decided.iterrows():
                 res_K = fit.local_residuals(r["cost"])
                 own = r["y"] - float(fit.predict([r["cost"]])[0])
-                better = r["verdict"] == "better"
+                better = r["verdict_uncorrected"] == "better"
                 not_beyond = int(np.sum(res_K <= own) if better else np.sum(res_K >= own))
                 rows.append({"run_stage": stem, "method": r["method"], "condition": r["condition"],
-                             "cost_measure": cost, "verdict": r["verdict"],
-                             "verdict_count_corrected": r["verdict_count_corrected"], "y": r["y"],
+                             "cost_measure": cost, "verdict_uncorrected": r["verdict_uncorrected"],
+                             "verdict": r["verdict"], "y": r["y"],
                              "cloud_y": r["cloud_y"], "K": res_K.size, "beyond": res_K.size - not_beyond,
                              "p_one_sided": (1 + not_beyond) / (res_K.size + 1)})
     out = pd.DataFrame(rows)
     out.to_csv(D / "verdict_support.csv", index=False, float_format="%.4g")
-    counts = out.assign(beyond_all=out["beyond"] == out["K"]).groupby(["cost_measure", "verdict"]).agg(
+    counts = out.assign(beyond_all=out["beyond"] == out["K"]).groupby(["cost_measure", "verdict_uncorrected"]).agg(
         verdicts=("y", "size"), beyond_all_K=("beyond_all", "sum"), K=("K", "max"))
     print(counts.to_string())
     print(f"{len(out)} verdicts, {int((out['beyond'] == out['K']).sum())} beyond all K neighbours, "
-          f"{int(out['verdict_count_corrected'].isin(['better', 'worse']).sum())} of them kept by the count correction")
+          f"{int(out['verdict'].isin(['better', 'worse']).sum())} of them kept by the count correction")
     tally = []
     without = []
     for path in sorted(D.glob("**/*verdicts*.csv")):
         v = pd.read_csv(path)
-        if "verdict_count_corrected" not in v:  # earlier-rule files that could not be recomputed
+        if "verdict_uncorrected" not in v:  # earlier-rule files that could not be recomputed
             without.append(str(path.relative_to(D)))
             continue
-        for col in ("verdict", "verdict_count_corrected"):
+        for col in ("verdict_uncorrected", "verdict"):
             for w in ("better", "worse"):
                 tally.append({"file": str(path.relative_to(D)), "rule": col, "verdict": w,
                               "n": int((v[col] == w).sum())})
@@ -78,7 +77,7 @@ def main() -> None:
     print(mitigations_by_method().to_string(index=False))
 
 
-RULES = {"verdict": "", "verdict_count_corrected": "corrected_"}
+RULES = {"verdict_uncorrected": "", "verdict": "corrected_"}
 LETTER = {"better": "b", "worse": "w", "indistinguishable": "i", "outside the cloud": "o"}
 
 

@@ -124,9 +124,9 @@ def run_comparison(model: IARModel, data, units: pd.DataFrame | dict[str, pd.Dat
              f"{len(sets.control_ids)})", table[table["method"] != "random"][cols])
         v = pd.DataFrame(summary["verdicts"])
         v["cell"] = [(f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}] {w}" if np.isfinite(d) else w)
-                     + (f" (count-corrected: {wc})" if wc != w else "")
-                     for d, lo, hi, w, wc in zip(v["diff"], v["diff_lo"], v["diff_hi"], v["verdict"],
-                                                 v["verdict_count_corrected"])]
+                     + (f" (uncorrected: {wu})" if wu != w else "")
+                     for d, lo, hi, w, wu in zip(v["diff"], v["diff_lo"], v["diff_hi"], v["verdict"],
+                                                 v["verdict_uncorrected"])]
         grid = v.pivot(index=["method", "condition"], columns="cost_measure", values="cell").reset_index()
         grid.columns = [c.removeprefix("cost_") for c in grid.columns]
         show("targets extracted minus the random cloud at the same cost (95% interval), and the verdict", grid)
@@ -162,7 +162,7 @@ def matched_cost_verdicts(table: pd.DataFrame, n_boot: int, seed: int):
     fits = fit_clouds(cloud, costs, n_boot=n_boot, seed=seed, y_max=y_max) if costs else {}
     verdicts = verdict_table(fits, methods) if fits else pd.DataFrame()
     falling = [{"method": m, "condition": c, "cost_measure": cost, "diff": float("nan"), "diff_lo": float("nan"),
-                "diff_hi": float("nan"), "verdict": NOT_A_COST, "verdict_count_corrected": NOT_A_COST,
+                "diff_hi": float("nan"), "verdict": NOT_A_COST, "verdict_uncorrected": NOT_A_COST,
                 "cost_rank_correlation": direction[cost]}
                for cost in measured if cost not in costs for m, c in zip(methods["method"], methods["condition"])]
     verdicts = pd.concat([verdicts.assign(cost_rank_correlation=verdicts["cost_measure"].map(direction))
@@ -180,6 +180,6 @@ def verdicts_and_figure(table: pd.DataFrame, base, cfg: YardstickConfig, out: Ru
         fig = pareto_figure(fits, methods, y_label=f"targets extracted (of {len(base.rows_T)})")
         save_figure(fig, out.path / "pareto.png")
     counts = {col: verdicts.groupby(["cost_measure", col]).size().unstack(fill_value=0).to_dict(orient="index")
-              for col in ("verdict", "verdict_count_corrected")}
+              for col in ("verdict", "verdict_uncorrected")}
     return {"verdicts": verdicts.to_dict(orient="records"), "verdict_counts": counts["verdict"],
-            "verdict_counts_count_corrected": counts["verdict_count_corrected"]}
+            "verdict_counts_uncorrected": counts["verdict_uncorrected"]}

@@ -194,7 +194,7 @@ def _one(fit: CloudFit, cost_R: np.ndarray, y_R: np.ndarray, rng: np.random.Gene
     c_min, c_max = fit.cost_range
     row = {"n_rows": cost_R.size, "cost": c, "y": v, "cloud_y": np.nan, "diff": np.nan, "diff_lo": np.nan,
            "diff_hi": np.nan, "cloud_cost_min": c_min, "cloud_cost_max": c_max, "cloud_cost_below": np.nan,
-           "cloud_cost_above": np.nan, "verdict": OUTSIDE, "verdict_count_corrected": OUTSIDE}
+           "cloud_cost_above": np.nan, "verdict": OUTSIDE, "verdict_uncorrected": OUTSIDE}
     if not c_min <= c <= c_max:
         return row  # the curve is clipped beyond the cloud: a number there would be an extrapolation
     # the cloud at the rows' own costs (the curve at each, averaged: not the curve at the mean cost), and the
@@ -211,10 +211,11 @@ def _one(fit: CloudFit, cost_R: np.ndarray, y_R: np.ndarray, rng: np.random.Gene
     # between cloud costs the curve is a straight line the cloud does not test: say how wide that gap is
     below, above = fit.cost_N[fit.cost_N <= c].max(), fit.cost_N[fit.cost_N >= c].min()
     # integer extraction counts: the mean of R counts stands for the interval +-1/(2R) around it (continuity
-    # correction); without it a count one below a null that sits a hair above the next integer reads "better"
+    # correction); without it a count one below a null that sits a hair above the next integer reads "better",
+    # and random edits scored as interventions were "indistinguishable" only 84-97% of the time, not 95%
     half = 0.5 / cost_R.size if fit.counts and np.all(y_R == np.round(y_R)) else 0.0
-    row.update(cloud_y=cloud_y, diff=d, diff_lo=float(lo), diff_hi=float(hi), verdict=_verdict(lo, hi),
-               verdict_count_corrected=_verdict(lo - half, hi + half),
+    row.update(cloud_y=cloud_y, diff=d, diff_lo=float(lo - half), diff_hi=float(hi + half),
+               verdict=_verdict(lo - half, hi + half), count_correction=half, verdict_uncorrected=_verdict(lo, hi),
                diff_vs_mean_lo=float(m_lo), diff_vs_mean_hi=float(m_hi), verdict_vs_mean=_verdict(m_lo, m_hi),
                cloud_cost_below=float(below), cloud_cost_above=float(above))
     return row
@@ -230,9 +231,12 @@ def verdict_table(fits: dict[str, CloudFit], interventions: pd.DataFrame, *, y: 
     (diff_lo > 0), 'indistinguishable', 'outside the cloud' (its cost lies beyond the cloud's range; no
     numbers), or 'cost not measured'. Beside them, against the mean curve
     only: diff_vs_mean_lo/hi (the intervention's rows and the curve resampled) and verdict_vs_mean. When the
-    extraction is a count (the fits' y_max known, integer values), `verdict_count_corrected` is the verdict with
-    the interval widened by half a count over n_rows on each side (continuity correction: measured far closer
-    to its level than `verdict`, docs/iar_yardstick.md); otherwise it equals `verdict`.
+    extraction is a count (the fits' y_max known, integer values), the interval is widened by
+    `count_correction` = half a count over n_rows on each side (a continuity correction: with it a random edit
+    scored as an intervention is 'indistinguishable' 92-100% of the time at a 95% level, without it 84-97%,
+    docs/iar_yardstick.md); otherwise count_correction is 0. `verdict_uncorrected` is the verdict of the
+    interval without it, [diff_lo + count_correction, diff_hi - count_correction] (the rule of tables computed
+    before session 10).
     cloud_cost_below/above are the nearest cloud costs on either side: the band is a bootstrap of the fit at
     the cloud's own costs and a straight line between them, so it is trustworthy only where that gap is small."""
     _need(interventions, [method, condition, y, *fits], "the interventions table")
@@ -243,7 +247,7 @@ def verdict_table(fits: dict[str, CloudFit], interventions: pd.DataFrame, *, y: 
             ok = group[[cost, y]].notna().all(axis=1).to_numpy()
             head = {"method": name, "condition": cond, "cost_measure": cost}
             if not ok.any():
-                rows.append({**head, "n_rows": 0, "verdict": UNMEASURED, "verdict_count_corrected": UNMEASURED})
+                rows.append({**head, "n_rows": 0, "verdict": UNMEASURED, "verdict_uncorrected": UNMEASURED})
                 continue
             cost_R, y_R = group[cost].to_numpy(np.float64)[ok], group[y].to_numpy(np.float64)[ok]
             rows.append({**head, **_one(fit, cost_R, y_R, _rng(fit.seed, "intervention", cost, rng_key)),

@@ -162,9 +162,10 @@ def test_yardstick_writes_table_verdicts_and_figure_resumes_and_trains_the_class
     assert set(verdicts["cost_measure"]) >= {"cost_heldout_nll", "cost_sample_nll", "cost_fd"}
     assert set(verdicts["verdict"]) <= {"better", "worse", "indistinguishable", "outside the cloud",
                                         "cost not measured", "not a cost here (falls as edits grow)"}
-    # counts: the corrected verdict beside it, the same wherever the correction cannot flip it
-    assert set(verdicts["verdict_count_corrected"]) <= set(verdicts["verdict"]) | {"indistinguishable"}
-    assert set(first["verdict_counts_count_corrected"]) == set(first["verdict_counts"])
+    # counts: the uncorrected verdict beside it; the correction only turns better/worse into indistinguishable
+    assert set(verdicts["verdict"]) <= set(verdicts["verdict_uncorrected"]) | {"indistinguishable"}
+    assert set(first["verdict_counts_uncorrected"]) == set(first["verdict_counts"])
+    assert (verdicts["count_correction"].dropna() == 0.5).all()  # T is a count, one row per edit
     rows = (out / "state" / "rows.json").read_text()
     assert main(["iar", "ablate", str(run), *YARD, "--json"]) == 0  # resumed: every row reused
     cap = capsys.readouterr()
