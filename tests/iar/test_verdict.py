@@ -211,9 +211,11 @@ def test_several_rows_near_zero_or_at_spread_costs_stay_calibrated():
         for k in got:
             got[k].append(v[k])
     zero, spread = pd.Series(got["zero"]), pd.Series(got["spread"])
-    assert np.mean(zero == BETTER) <= 0.04 and np.mean(zero != SAME) <= 0.10
-    # measured 10.7%: the bootstrap of the isotonic fit under-covers where the curve is steep (said in the docs)
-    assert np.mean(spread != SAME) <= 0.15 and np.mean(spread == WORSE) <= 0.10
+    # measured with the count correction (the verdict): zero 95.0% indistinguishable, 0.7% better; spread 90.0%,
+    # 6.3% worse (without it 92.7% / 87.0%, 7.7% worse): the bootstrap of the isotonic fit under-covers where the
+    # curve is steep (said in the docs)
+    assert np.mean(zero == BETTER) <= 0.04 and np.mean(zero != SAME) <= 0.08
+    assert np.mean(spread != SAME) <= 0.13 and np.mean(spread == WORSE) <= 0.09
 
 
 def test_single_row_interventions_are_rebuilt_from_their_verdicts():
